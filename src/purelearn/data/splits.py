@@ -1,0 +1,79 @@
+"""Train / validation / test splits (§3): selection uses validation, the test split is read once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, TestSetError
+from .datasets import Dataset
+from .preprocess import apply_steps, fit_steps
+
+
+@dataclass
+class Splits:
+    """Preprocessed splits. ``X_train``/``X_valid`` are open; the test split is held apart and
+    comes only through :meth:`read_test`, once."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_valid: np.ndarray
+    y_valid: np.ndarray
+    task: str
+    n_outputs: int
+    name: str
+    _test: tuple = field(repr=False, default=None)
+    test_reads: int = 0
+    steps: list = field(default_factory=list, repr=False)
+
+    def read_test(self, force: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The test split, to be read once, after selection is over. A second read is refused
+        unless ``force`` (each read is counted in ``test_reads``)."""
+        if self._test is None:
+            raise TestSetError(f"{self.name}: these splits were made with test=0; there is no test split.")
+        if self.test_reads and not force:
+            raise TestSetError(f"{self.name}: the test split was already read {self.test_reads} time(s). "
+                               "Estimates from a reused test set are biased; pass force=True to read it anyway.")
+        self.test_reads += 1
+        return self._test
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+
+def split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int,
+                  stratify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffled train/valid/test indices; per class when ``stratify`` so each split keeps the
+    class proportions (bundled sets can be sorted by label)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    parts = ([], [], [])
+    for g in groups:
+        g = rng.permutation(g)
+        n_valid, n_test = (int(round(f * len(g))) for f in fractions)
+        parts[1].append(g[:n_valid])
+        parts[2].append(g[n_valid:n_valid + n_test])
+        parts[0].append(g[n_valid + n_test:])
+    return tuple(rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)
+
+
+def prepare(data: Dataset, *, valid: float = 0.2, test: float = 0.2, seed: int = 0,
+            preprocess=()) -> Splits:
+    """Split ``data`` (stratified for classification, seeded) and fit ``preprocess`` on train."""
+    for key, f in (("data.valid", valid), ("data.test", test)):
+        if not 0 <= f < 1:
+            raise ConfigError(f"{key} = {f} must be a fraction in [0, 1).")
+    if valid <= 0:
+        raise ConfigError("data.valid must be > 0: hyper-parameters and early stopping are chosen on it.")
+    if valid + test >= 1:
+        raise ConfigError(f"data.valid + data.test = {valid + test} leaves no training examples; keep it below 1.")
+    tr, va, te = split_indices(data.y, (valid, test), seed, stratify=data.task == "classification")
+    if len(tr) == 0 or len(va) == 0:
+        raise DataError(f"{data.name}: {len(data.X)} examples are too few to split into train and valid.")
+    steps = fit_steps(preprocess, data.X[tr])
+    X = {s: apply_steps(steps, data.X[i], s) for s, i in (("train", tr), ("valid", va), ("test", te))}
+    test_part = (X["test"], data.y[te]) if len(te) else None
+    return Splits(X["train"], data.y[tr], X["valid"], data.y[va], data.task, data.n_outputs,
+                  data.name, test_part, steps=steps)

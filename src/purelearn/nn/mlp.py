@@ -1,0 +1,129 @@
+"""The multi-layer perceptron, with parameters stacked over a population of members.
+
+A population's parameters are a dict of tensors with a leading member dimension: ``W{l}``
+[P, fan_in, fan_out] and ``b{l}`` [P, 1, fan_out]; the forward pass is batched matrix products.
+Members may differ in layer widths: each layer is padded to the widest member and the extra
+units are masked to zero, so they neither compute nor learn (their weights start and stay 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .activations import activation as activation_fn
+from .activations import canonical
+from .init import SCHEMES, init_bound
+from .losses import output_for
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Architecture of one member (§3.2).
+
+    hidden: sizes of the hidden layers, e.g. (256, 256); () is a linear/logistic model.
+    activation: sigmoid, tanh, rectifier, hard_tanh or softsign.
+    output: softmax, sigmoid, linear, or auto (from the task).
+    init: 'glorot' (sqrt(6/(fan_in+fan_out))) or 'fan_in' (sqrt(3/fan_in)); x4 for sigmoid.
+    init_scale: multiplies the initial range. zero_output: start output weights at 0.
+    """
+
+    hidden: tuple[int, ...] = (100,)
+    activation: str = "tanh"
+    output: str = "auto"
+    init: str = "glorot"
+    init_scale: float = 1.0
+    zero_output: bool = False
+
+    def checked(self, task: str) -> "MLP":
+        """Validated copy with names made canonical and the output resolved for ``task``."""
+        hidden = (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
+        if any(not isinstance(h, (int, np.integer)) or isinstance(h, bool) or h < 1 for h in hidden):
+            raise ConfigError(f"model.hidden = {list(hidden)}: each layer size must be a whole number >= 1.")
+        if self.init not in SCHEMES:
+            from ..errors import unknown
+            raise unknown("initialization (model.init)", self.init, SCHEMES)
+        if not self.init_scale > 0:
+            raise ConfigError(f"model.init_scale = {self.init_scale} must be > 0.")
+        return MLP(tuple(int(h) for h in hidden), canonical(self.activation),
+                   output_for(self.output, task), self.init, float(self.init_scale), bool(self.zero_output))
+
+    def sizes(self, n_in: int, n_out: int) -> list[int]:
+        return [n_in, *self.hidden, n_out]
+
+
+def init_member(spec: MLP, n_in: int, n_out: int, seed: int) -> dict[str, torch.Tensor]:
+    """One member's parameters (unstacked), drawn from its own seeded generator so a member
+    gets the same start alone or in any population. Biases start at 0."""
+    g = torch.Generator().manual_seed(int(seed))
+    sizes = spec.sizes(n_in, n_out)
+    params = {}
+    for l, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
+        r = init_bound(fi, fo, spec.activation, spec.init, spec.init_scale)
+        w = (torch.rand(fi, fo, generator=g, dtype=torch.float64) * 2 - 1) * r
+        if spec.zero_output and l == len(sizes) - 2:
+            w.zero_()
+        params[f"W{l}"] = w.float()
+        params[f"b{l}"] = torch.zeros(1, fo)
+    return params
+
+
+def stack_members(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack per-member parameters, zero-padding each to the widest member."""
+    out = {}
+    for name in members[0]:
+        shape = [max(m[name].shape[d] for m in members) for d in range(members[0][name].dim())]
+        t = torch.zeros(len(members), *shape)
+        for p, m in enumerate(members):
+            t[(p, *[slice(0, s) for s in m[name].shape])] = m[name]
+        out[name] = t
+    return out
+
+
+def unit_masks(hidden_per_member: list[tuple[int, ...]]) -> list[torch.Tensor] | None:
+    """Masks [P, 1, H_l] of real units per hidden layer, or None when all widths agree."""
+    if len(set(hidden_per_member)) == 1:
+        return None
+    widths = np.array(hidden_per_member)
+    return [torch.from_numpy(np.arange(widths[:, l].max())[None, :] < widths[:, l:l + 1]).float()
+            .unsqueeze(1) for l in range(widths.shape[1])]
+
+
+def forward(params: dict[str, torch.Tensor], X: torch.Tensor, activation: str,
+            masks: list[torch.Tensor] | None = None, keep_hidden: bool = False):
+    """Output pre-activations [P, B, k] for inputs X: [P, B, d] (one minibatch per member) or
+    [B, d] (shared by all members). With ``keep_hidden`` also returns the hidden activations."""
+    act = activation_fn(activation)
+    n_layers = len(params) // 2
+    h, hidden = X, []
+    for l in range(n_layers):
+        W, b = params[f"W{l}"], params[f"b{l}"]
+        z = torch.baddbmm(b, h, W) if h.dim() == 3 else torch.matmul(h, W) + b
+        if l == n_layers - 1:
+            return (z, hidden) if keep_hidden else z
+        h = act(z)
+        if masks is not None:
+            h = h * masks[l]
+        if keep_hidden:
+            hidden.append(h)
+
+
+def member_params(params: dict[str, torch.Tensor], p: int, spec: MLP, n_in: int,
+                  n_out: int) -> dict[str, torch.Tensor]:
+    """Member p's parameters cut back from the padded stack to its own sizes."""
+    sizes = spec.sizes(n_in, n_out)
+    out = {}
+    for l, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
+        out[f"W{l}"] = params[f"W{l}"][p, :fi, :fo].detach().clone()
+        out[f"b{l}"] = params[f"b{l}"][p, :, :fo].detach().clone()
+    return out
+
+
+def predict_scores(params: dict[str, torch.Tensor], X, activation: str) -> torch.Tensor:
+    """One member's output pre-activations [n, k] for inputs X [n, d]."""
+    stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+    with torch.no_grad():
+        return forward(stacked, torch.as_tensor(X, dtype=torch.float32), activation)[0]

@@ -1,0 +1,73 @@
+"""``fit``: train members on split data, grouped into as few populations as their structures allow."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import torch
+
+from ..errors import ConfigError
+from .hyper import Member
+from .population import Data, Population
+from .result import Result
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'cpu', 'cuda' (refused when absent) or 'auto' (cuda when present)."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in DEVICES and not str(device).startswith("cuda:"):
+        raise ConfigError(f"unknown device {device!r}. Allowed: {', '.join(DEVICES)}.")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but no CUDA device is present; use 'cpu' or 'auto'.")
+    return torch.device(device)
+
+
+def check_member(member: Member, splits) -> Member:
+    """Validate a member against the data it will train on."""
+    model = member.model.checked(splits.task)
+    train = member.train.checked(len(splits.X_train), len(model.hidden) + 1)
+    if train.sparsity == "kl" and model.activation != "sigmoid":
+        raise ConfigError("train.sparsity = 'kl' needs activations in (0, 1): set model.activation = 'sigmoid' "
+                          "or pick another penalty (l1, student_t, squared).")
+    if train.sparsity != "none" and not model.hidden:
+        raise ConfigError("train.sparsity penalizes hidden units, but model.hidden is empty.")
+    return replace(member, model=model, train=train)
+
+
+def structure(member: Member) -> tuple:
+    m = member.model
+    return (len(m.hidden), m.activation, m.output, *member.train.group_key())
+
+
+def fit(splits, members: Member | list[Member], *, device="cpu", progress=None) -> Result | list[Result]:
+    """Train each member on ``splits`` and return its :class:`Result` (a list for a list).
+
+    Members of the same structure (depth, activation, output, batch size, update rule) train
+    together as one population; widths and every numeric hyper-parameter may differ. A member
+    ends the same whether trained alone or with others.
+
+    >>> from purelearn.data import load, prepare
+    >>> splits = prepare(load("digits"), preprocess=["standardize"])
+    >>> from purelearn.nn import MLP
+    >>> from purelearn.train import Training
+    >>> r = fit(splits, Member(MLP(hidden=(32,)), Training(lr=0.1, max_epochs=2)))
+    >>> r.best_valid_error < 0.2
+    True
+    """
+    single = isinstance(members, Member)
+    checked = [check_member(m, splits) for m in ([members] if single else members)]
+    data = Data(splits, resolve_device(device))
+    groups = defaultdict(list)
+    for i, m in enumerate(checked):
+        groups[structure(m)].append(i)
+    results: list[Result | None] = [None] * len(checked)
+    for idx in groups.values():
+        for i, r in zip(idx, Population([checked[i] for i in idx], data).run(progress)):
+            results[i] = r
+    return results[0] if single else results

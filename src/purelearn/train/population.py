@@ -1,0 +1,265 @@
+"""Training a population of P >= 1 members at once (§2.1, §3.1.1).
+
+Parameters are stacked along a leading member dimension and every numeric hyper-parameter is a
+[P] tensor, so one batched forward/backward/update trains all members. Each member draws its
+own initialization and example order from its own seed, so it ends the same alone or in any
+population. Members early-stop or diverge on their own and then leave the batch (the stacked
+tensors are compacted), so a long-lived member doesn't keep the others' slots computing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .. import optim
+from ..nn import example_errors, example_losses, forward, init_member, member_params, sparsity_penalty
+from ..nn.mlp import stack_members, unit_masks
+from .early_stopping import Patience, significant
+from .hyper import Member
+from .result import Result
+
+
+class Data:
+    """The splits as tensors on the training device, moved there once for the whole run (§5.1)."""
+
+    def __init__(self, splits, device: torch.device):
+        ydtype = torch.int64 if splits.task == "classification" else torch.float32
+        self.X_train = torch.as_tensor(splits.X_train, device=device)
+        self.y_train = torch.as_tensor(splits.y_train, dtype=ydtype, device=device)
+        self.X_valid = torch.as_tensor(splits.X_valid, device=device)
+        self.y_valid = torch.as_tensor(splits.y_valid, dtype=ydtype, device=device)
+        self.n_in, self.n_out, self.device = splits.n_features, splits.n_outputs, device
+
+    @property
+    def n_train(self) -> int:
+        return len(self.X_train)
+
+
+def _column(members, get) -> torch.Tensor:
+    return torch.tensor([float(get(m.train)) for m in members])
+
+
+class Population:
+    """Members that share a structure (depth, activation, output, batch size, update rule)."""
+
+    def __init__(self, members: list[Member], data: Data):
+        self.members, self.data, dev = members, data, data.device
+        self.model, self.hp = members[0].model, members[0].train
+        P = len(members)
+        stacked = stack_members([init_member(m.model, data.n_in, data.n_out, m.train.seed) for m in members])
+        self.params = {k: v.to(dev).requires_grad_() for k, v in stacked.items()}
+        masks = unit_masks([m.model.hidden for m in members])
+        self.masks = None if masks is None else [m.to(dev) for m in masks]
+        self.rule = self._rule(P)
+        self.state = self.rule.init(self.params)
+        self.schedule = optim.Schedule(*(_column(members, lambda t, k=k: getattr(t, k))
+                                         for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
+        self.average = optim.polyak_init(self.params) if self.hp.polyak else None
+        self.sparsity_coef = _column(members, lambda t: t.sparsity_coef).to(dev)
+        self.sparsity_target = _column(members, lambda t: t.sparsity_target).to(dev)
+        self.patience = Patience([m.train.patience for m in members],
+                                 [m.train.patience_increase for m in members],
+                                 [m.train.patience_mode == "add" for m in members],
+                                 [m.train.improvement for m in members])
+        self.best = {k: v.detach().clone() for k, v in self.params.items()}
+        self.best_loss = np.full(P, np.inf)
+        self.level = np.array([m.train.significance for m in members])
+        self.best_example_errors = (torch.full((P, len(data.X_valid)), float("inf"), device=dev)
+                                    if self.level.any() else None)
+        self.rngs = [np.random.default_rng([m.train.seed, 1]) for m in members]
+        self.alive = np.arange(P)
+        self.curves = [[] for _ in range(P)]
+        self.stopped = [None] * P
+        self.stopped_at = np.zeros((P, 2))  # examples seen, seconds
+        self.first_loss = np.full(P, np.nan)
+
+    # ---- construction ------------------------------------------------------------------
+
+    def _rule(self, P: int) -> optim.Transform:
+        """The update rule, with each member's coefficients; a transform every member would
+        skip (all coefficients zero) is left out."""
+        ms, names = self.members, list(self.params)
+        layer = {name: int(name[1:]) for name in names}
+        decayed = names if self.hp.decay_biases else [n for n in names if n.startswith("W")]
+
+        def column(values):
+            return optim.per_member(values, P).to(self.data.device)
+
+        decay = {kind: {n: column(c) for n in decayed if any(c := [getattr(m.train, kind)[layer[n]] for m in ms])}
+                 for kind in ("l2", "l1")}
+        parts = [optim.add_decay(decay["l2"], decay["l1"])] if decay["l2"] or decay["l1"] else []
+        if self.hp.optimizer == "adagrad":
+            parts.append(optim.adagrad())
+        elif self.hp.optimizer == "adam":
+            parts.append(optim.adam())
+        elif any(m.train.momentum for m in ms):
+            parts.append(optim.momentum(column([m.train.momentum for m in ms]), self.hp.momentum_form))
+        scales = {n: [m.train.lr_scale[layer[n]] for m in ms] for n in names}
+        if any(s != 1 for c in scales.values() for s in c):
+            parts.append(optim.scale_by_layer({n: column(c) for n, c in scales.items()}))
+        return optim.chain(*parts, optim.scale_by_rate())
+
+    # ---- one update -------------------------------------------------------------------
+
+    def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        d, hp = self.data, self.hp
+        sparse = hp.sparsity != "none"
+        z, hidden = forward(self.params, d.X_train[idx], self.model.activation, self.masks, keep_hidden=True) \
+            if sparse else (forward(self.params, d.X_train[idx], self.model.activation, self.masks), None)
+        losses = example_losses(self.model.output, z, d.y_train[idx]).mean(1)
+        criterion = losses
+        if sparse:
+            masks = self.masks or [None] * len(hidden)
+            penalty = sum(sparsity_penalty(hp.sparsity, h, self.sparsity_target, m) for h, m in zip(hidden, masks))
+            criterion = losses + self.sparsity_coef * penalty
+        grads = dict(zip(self.params, torch.autograd.grad(criterion.sum(), list(self.params.values()))))
+        with torch.no_grad():
+            updates = self.rule.update(grads, self.state, self.params, lr=self.schedule.rates(step),
+                                       step=step, decay_scale=idx.shape[1] / d.n_train)
+            optim.apply_updates(self.params, updates)
+            if self.average is not None:
+                optim.polyak_update(self.average, self.params, step)
+        return losses.detach(), criterion.detach()
+
+    # ---- validation and stopping ---------------------------------------------------------
+
+    def _evaluate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example validation loss and error, [P_alive, N], in chunks to bound memory."""
+        d = self.data
+        params = self.average if self.average is not None else self.params
+        width = max(p.shape[-1] for p in params.values())
+        chunk = max(1, (1 << 24) // (len(self.alive) * width))
+        losses, errors = [], []
+        with torch.no_grad():
+            for s in range(0, len(d.X_valid), chunk):
+                X, y = d.X_valid[s:s + chunk], d.y_valid[s:s + chunk]
+                z = forward(params, X, self.model.activation, self.masks)
+                losses.append(example_losses(self.model.output, z, y))
+                errors.append(example_errors(self.model.output, z, y))
+        return torch.cat(losses, 1), torch.cat(errors, 1)
+
+    def _validate(self, examples: int, train_loss: np.ndarray, seconds: float) -> np.ndarray:
+        """Validate all alive members; returns the reason each stops now (or None)."""
+        ids = self.alive
+        example_loss, example_error = self._evaluate()
+        vloss = example_loss.mean(1).cpu().numpy().astype(np.float64)
+        verr = example_error.mean(1).cpu().numpy().astype(np.float64)
+        limit = np.array([self.members[i].train.divergence for i in ids]) * self.first_loss[ids]
+        diverged = ~np.isfinite(train_loss) | (train_loss > limit) | ~np.isfinite(vloss)
+        accept = None
+        if self.best_example_errors is not None:
+            passed = significant(self.best_example_errors[ids], example_error,
+                                 np.maximum(self.level[ids], 1e-12)).cpu().numpy()
+            accept = passed | (self.level[ids] == 0)
+        new = self.patience.observe(ids, examples, np.where(diverged, np.inf, verr), accept)
+        if new.any():
+            pos = torch.as_tensor(np.flatnonzero(new), device=self.data.device)
+            dest = torch.as_tensor(ids[new], device=self.data.device)
+            params = self.average if self.average is not None else self.params
+            with torch.no_grad():
+                for k, v in params.items():
+                    self.best[k].index_copy_(0, dest, v.detach().index_select(0, pos))
+                if self.best_example_errors is not None:
+                    self.best_example_errors.index_copy_(0, dest, example_error.index_select(0, pos))
+            self.best_loss[ids[new]] = vloss[new]
+        for j, i in enumerate(ids):
+            self.curves[i].append({"examples_seen": examples, "train_loss": float(train_loss[j]),
+                                   "valid_loss": float(vloss[j]), "valid_error": float(verr[j]),
+                                   "seconds": round(seconds, 4)})
+        reasons = np.full(len(ids), None, dtype=object)
+        reasons[self.patience.exhausted(ids, examples)] = "patience"
+        reasons[diverged] = "diverged"
+        return reasons
+
+    def _retire(self, reasons: np.ndarray, examples: int, seconds: float) -> torch.Tensor | None:
+        """Record stopped members and drop them from the stacked tensors; returns the kept
+        positions (None if nobody stopped)."""
+        done = np.array([r is not None for r in reasons], dtype=bool)
+        if not done.any():
+            return None
+        for j in np.flatnonzero(done):
+            i = self.alive[j]
+            self.stopped[i] = reasons[j]
+            self.stopped_at[i] = (examples, seconds)
+        keep = torch.as_tensor(np.flatnonzero(~done), device=self.data.device)
+        with torch.no_grad():
+            self.params = {k: v.detach().index_select(0, keep).requires_grad_() for k, v in self.params.items()}
+        self.state = optim.select(self.state, keep)
+        self.schedule.select(keep)
+        if self.average is not None:
+            self.average = optim.select(self.average, keep)
+        if self.masks is not None:
+            self.masks = optim.select(self.masks, keep)
+        self.sparsity_coef = self.sparsity_coef.index_select(0, keep)
+        self.sparsity_target = self.sparsity_target.index_select(0, keep)
+        self.alive = self.alive[~done]
+        return keep
+
+    # ---- the loop ---------------------------------------------------------------------
+
+    def run(self, progress=None) -> list[Result]:
+        d, B = self.data, self.hp.batch_size
+        valid_every = self.hp.valid_every or max(len(d.X_valid), B)
+        max_epochs = np.array([m.train.max_epochs for m in self.members])
+        start = time.perf_counter()
+        examples = step = epoch = last_valid = 0
+        next_valid = valid_every
+        while len(self.alive):
+            epoch += 1
+            order = torch.as_tensor(np.stack([self.rngs[i].permutation(d.n_train) for i in self.alive]),
+                                    device=d.device)
+            interval = torch.zeros(len(self.alive), device=d.device), 0
+            epoch_criterion = torch.zeros(len(self.alive), device=d.device)
+            for s in range(0, d.n_train, B):
+                step += 1
+                losses, criterion = self._step(order[:, s:s + B], step)
+                if step == 1:
+                    self.first_loss[self.alive] = losses.cpu().numpy()
+                interval = interval[0] + losses, interval[1] + 1
+                epoch_criterion += criterion
+                examples += min(B, d.n_train - s)
+                if examples >= next_valid:
+                    next_valid += valid_every
+                    last_valid = examples
+                    keep = self._check(examples, interval, start, progress)
+                    interval = torch.zeros(len(self.alive), device=d.device), 0
+                    if keep is not None:
+                        order, epoch_criterion = order[keep], epoch_criterion[keep]
+                    if not len(self.alive):
+                        break
+            if not len(self.alive):
+                break
+            self.schedule.end_epoch(step, epoch_criterion / -(-d.n_train // B))
+            out_of_budget = max_epochs[self.alive] <= epoch
+            if out_of_budget.any():
+                if last_valid != examples:
+                    last_valid = examples
+                    self._check(examples, interval, start, progress)
+                out_of_budget = max_epochs[self.alive] <= epoch
+                self._retire(np.where(out_of_budget, "budget", None), examples, time.perf_counter() - start)
+        return self._results()
+
+    def _check(self, examples, interval, start, progress):
+        train_loss = (interval[0] / max(interval[1], 1)).cpu().numpy().astype(np.float64)
+        seconds = time.perf_counter() - start
+        reasons = self._validate(examples, train_loss, seconds)
+        if progress is not None:
+            ids = self.alive
+            progress({"examples_seen": examples, "members": len(self.members), "alive": len(ids),
+                      "train_loss": train_loss, "best_valid_error": self.patience.best[ids],
+                      "patience_left": self.patience.left(ids, examples), "seconds": seconds})
+        return self._retire(reasons, examples, seconds)
+
+    def _results(self) -> list[Result]:
+        d, out = self.data, []
+        best_cpu = {k: v.cpu() for k, v in self.best.items()}
+        for i, m in enumerate(self.members):
+            out.append(Result(m, float(self.patience.best[i]), float(self.best_loss[i]),
+                              int(self.patience.best_at[i]), int(self.stopped_at[i, 0]), self.stopped[i],
+                              float(self.stopped_at[i, 1]), self.curves[i],
+                              member_params(best_cpu, i, m.model, d.n_in, d.n_out)))
+        return out
+
