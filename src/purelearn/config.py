@@ -1,0 +1,174 @@
+"""The TOML configuration: ``[data]``, ``[model]`` and ``[train]`` sections plus ``device``.
+
+A key is written in the chapter's words (``train.lr``, ``train.patience``, ``model.hidden``);
+``--set KEY=VALUE`` overrides take a TOML value, and a bare word is read as a string.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from .data import load, prepare
+from .data.splits import Splits
+from .errors import ConfigError, closest, unknown
+from .nn import MLP
+from .train import Member, Training
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data comes from and how it is split and preprocessed.
+
+    name: a built-in dataset (digits, mnist5k, mnist1d) or a file (.npz, .csv, *-ubyte[.gz]).
+    target: the target column of a .csv. labels: the label file of IDX images. task: auto,
+    classification, multilabel or regression. preprocess: steps fitted on train, e.g.
+    ["standardize", "pca(0.95)"]. valid, test: fractions held out. seed: the split's seed.
+    """
+
+    name: str = "digits"
+    target: str = ""
+    labels: str = ""
+    task: str = "auto"
+    preprocess: tuple = ()
+    valid: float = 0.2
+    test: float = 0.2
+    seed: int = 0
+
+    def splits(self) -> Splits:
+        data = load(self.name, target=self.target or None, labels=self.labels or None, task=self.task)
+        return prepare(data, valid=self.valid, test=self.test, seed=self.seed, preprocess=self.preprocess)
+
+
+SECTIONS = {"data": DataSpec, "model": MLP, "train": Training}
+TOP_LEVEL = {"device": "cpu"}
+# Keys whose value may be one number or a list of numbers.
+NUMBER_OR_LIST = {"model.hidden", "train.l1", "train.l2", "train.lr_scale"}
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataSpec = field(default_factory=DataSpec)
+    model: MLP = field(default_factory=MLP)
+    train: Training = field(default_factory=Training)
+    device: str = "cpu"
+
+    def member(self) -> Member:
+        return Member(self.model, self.train)
+
+    def to_dict(self) -> dict:
+        d = {s: asdict(getattr(self, s)) for s in SECTIONS} | {"device": self.device}
+        return _jsonable(d)
+
+    def with_values(self, values: dict[str, object]) -> "Config":
+        """A copy with dotted keys set (``{"train.lr": 0.1}``), each checked and coerced."""
+        sections = {s: {} for s in SECTIONS}
+        top = {}
+        for key, value in values.items():
+            section, _, name = key.partition(".")
+            if not name:
+                if key not in TOP_LEVEL:
+                    raise unknown("top-level key", key, list(TOP_LEVEL) + list(SECTIONS))
+                top[key] = _coerce(key, value, TOP_LEVEL[key])
+                continue
+            if section not in SECTIONS:
+                raise unknown("config section", section, SECTIONS)
+            allowed = {f.name: f.default for f in fields(SECTIONS[section])}
+            if name not in allowed:
+                raise unknown(f"key in [{section}]", name, allowed)
+            sections[section][name] = _coerce(key, value, allowed[name])
+        return replace(self, **{s: replace(getattr(self, s), **v) for s, v in sections.items() if v}, **top)
+
+
+def _coerce(key: str, value, default):
+    """Check a value against the type of the key's default, converting where it is safe."""
+    if key in NUMBER_OR_LIST:
+        if isinstance(value, list):
+            value = tuple(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) or (
+            isinstance(value, tuple) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+        if not ok:
+            raise ConfigError(f"{key} = {value!r}: expected a number or a list of numbers.")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: expected true or false.")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
+            return math.inf
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} = {value!r}: expected a number.")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: expected a whole number.")
+        return value
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} = {value!r}: expected a list of strings.")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} = {value!r}: expected a string.")
+    return value
+
+
+def flatten(table: dict) -> dict[str, object]:
+    """{"train": {"lr": 0.1}, "device": "cpu"} -> {"train.lr": 0.1, "device": "cpu"}."""
+    out = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            if key not in SECTIONS:
+                raise unknown("config section", key, SECTIONS)
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``"train.lr=0.05"`` -> ("train.lr", 0.05); a value that isn't TOML is a bare string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: write KEY=VALUE, e.g. --set train.lr=0.05.")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+def read_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        hint = closest(path.name, [p.name for p in path.parent.glob("*.toml")]) if path.parent.exists() else ""
+        raise ConfigError(f"config file {str(path)!r} does not exist.{hint}")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}.") from None
+
+
+def load_config(path: str | Path | None = None, overrides=()) -> Config:
+    """A Config from a TOML file (or the defaults), then ``KEY=VALUE`` overrides in order."""
+    values = flatten(read_toml(path)) if path is not None else {}
+    for text in overrides:
+        key, value = parse_override(text)
+        values[key] = value
+    return Config().with_values(values)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return "inf" if x > 0 else "-inf"
+    return x
