@@ -1,0 +1,91 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from purelearn.errors import ConfigError
+from purelearn.nn import (MLP, example_errors, example_losses, forward, init_bound, init_member,
+                          sparsity_penalty, stack_members, unit_masks)
+
+
+def test_glorot_bounds_and_the_sigmoid_factor():
+    assert init_bound(100, 50, "tanh") == pytest.approx(math.sqrt(6 / 150))
+    assert init_bound(100, 50, "sigmoid") == pytest.approx(4 * math.sqrt(6 / 150))
+    assert init_bound(100, 50, "tanh", "fan_in") == pytest.approx(math.sqrt(3 / 100))
+    assert init_bound(100, 50, "rectifier", scale=0.5) == pytest.approx(0.5 * math.sqrt(6 / 150))
+    for act in ("tanh", "sigmoid"):
+        p = init_member(MLP((300,), act).checked("classification"), 500, 10, seed=1)
+        r = init_bound(500, 300, act)
+        w = p["W0"]
+        assert w.abs().max() <= r and w.abs().max() > 0.99 * r      # fills the whole interval
+        assert w.var().item() == pytest.approx(r * r / 3, rel=0.02)  # variance of Uniform(-r, r)
+        assert torch.all(p["b0"] == 0)
+    z = init_member(MLP((8,), zero_output=True).checked("classification"), 4, 3, seed=0)
+    assert torch.all(z["W1"] == 0) and torch.any(z["W0"] != 0)
+
+
+def _loss_of(params_flat, shapes, X, y, activation, output):
+    params, i = {}, 0
+    for name, shape in shapes:
+        n = int(np.prod(shape))
+        params[name] = params_flat[i:i + n].view(shape)
+        i += n
+    return example_losses(output, forward(params, X, activation), y).mean(1).sum()
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "rectifier", "hard_tanh", "softsign"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear"])
+def test_model_gradients_match_finite_differences(activation, output):
+    g = torch.Generator().manual_seed(0)
+    P, B, d, h, k = 2, 5, 4, 3, 3
+    shapes = [("W0", (P, d, h)), ("b0", (P, 1, h)), ("W1", (P, h, k)), ("b1", (P, 1, k))]
+    flat = torch.randn(sum(int(np.prod(s)) for _, s in shapes), generator=g, dtype=torch.float64)
+    X = torch.randn(P, B, d, generator=g, dtype=torch.float64)
+    y = (torch.randint(0, k, (B,), generator=g) if output == "softmax"
+         else torch.randint(0, 2, (B, k), generator=g).double() if output == "sigmoid"
+         else torch.randn(B, k, generator=g, dtype=torch.float64))
+    assert torch.autograd.gradcheck(lambda f: _loss_of(f, shapes, X, y, activation, output),
+                                    (flat.requires_grad_(),), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["l1", "student_t", "kl", "squared"])
+def test_sparsity_penalties_match_their_formulas_and_finite_differences(kind):
+    g = torch.Generator().manual_seed(1)
+    h = torch.rand(2, 6, 4, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    rho = torch.tensor([0.05, 0.2], dtype=torch.float64)
+    hn, r = h.numpy(), rho.numpy()[:, None]
+    mean = hn.mean(1)
+    expected = {"l1": np.abs(hn).mean(1), "student_t": np.log1p(hn ** 2).mean(1),
+                "kl": r * np.log(r / mean) + (1 - r) * np.log((1 - r) / (1 - mean)),
+                "squared": (mean - r) ** 2}[kind].sum(-1)
+    assert np.allclose(sparsity_penalty(kind, h, rho).numpy(), expected)
+    assert torch.autograd.gradcheck(lambda x: sparsity_penalty(kind, x, rho).sum(), (h.requires_grad_(),))
+
+
+def test_padded_members_compute_as_if_alone():
+    specs = [MLP((5, 3)).checked("classification"), MLP((2, 7)).checked("classification")]
+    members = [init_member(s, 4, 3, seed=i) for i, s in enumerate(specs)]
+    stacked, masks = stack_members(members), unit_masks([s.hidden for s in specs])
+    X = torch.randn(6, 4)
+    together = forward(stacked, X, "tanh", masks)
+    for p, m in enumerate(members):
+        alone = forward({k: v.unsqueeze(0) for k, v in m.items()}, X, "tanh")[0]
+        assert torch.allclose(together[p], alone, atol=1e-6)
+
+
+def test_errors_per_output():
+    z = torch.tensor([[[2.0, 0.0], [0.0, 1.0]]])
+    assert example_errors("softmax", z, torch.tensor([0, 0])).tolist() == [[0.0, 1.0]]
+    assert example_errors("sigmoid", z, torch.tensor([[1.0, 0.0], [0.0, 0.0]])).tolist() == [[0.0, 0.5]]
+    assert example_errors("linear", z, torch.zeros(2, 2)).tolist() == [[4.0, 1.0]]
+
+
+def test_bad_model_settings_are_refused():
+    with pytest.raises(ConfigError, match="Did you mean 'tanh'"):
+        MLP(activation="tanhh").checked("classification")
+    with pytest.raises(ConfigError, match="model.hidden"):
+        MLP(hidden=(10, 0)).checked("classification")
+    with pytest.raises(ConfigError, match="does not fit a regression task"):
+        MLP(output="softmax").checked("regression")
+    assert MLP(activation="relu").checked("classification").activation == "rectifier"
