@@ -46,13 +46,14 @@ class Patience:
         return np.maximum(self.until[ids] - examples, 0)
 
 
-def significant(best: torch.Tensor, new: torch.Tensor, level: float) -> torch.Tensor:
+def significant(best: torch.Tensor, new: torch.Tensor, level) -> torch.Tensor:
     """Footnote 16: is the new per-example validation error ``new`` [P, N] significantly lower
-    than the best so far ``best`` [P, N]? One-sided paired z-test at ``level``, per member; a
-    member without a finite best always passes."""
+    than the best so far ``best`` [P, N]? One-sided paired z-test at ``level`` (one per
+    member, in (0, 0.5)); a member without a finite best always passes."""
     d = (best - new).double()
     n = d.shape[1]
     mean, std = d.mean(1), d.std(1)
-    z = NormalDist().inv_cdf(1 - level)
+    z = torch.tensor([NormalDist().inv_cdf(1 - float(a)) for a in np.atleast_1d(level)],
+                     dtype=torch.float64, device=d.device)
     passed = torch.where(std > 0, mean / (std / n ** 0.5) > z, mean > 0)
     return passed | ~torch.isfinite(best).all(1)

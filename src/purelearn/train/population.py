@@ -141,12 +141,14 @@ class Population:
                 errors.append(example_errors(self.model.output, z, y))
         return torch.cat(losses, 1), torch.cat(errors, 1)
 
-    def _validate(self, examples: int, train_loss: np.ndarray, seconds: float) -> np.ndarray:
-        """Validate all alive members; returns the reason each stops now (or None)."""
-        ids = self.alive
-        example_loss, example_error = self._evaluate()
+    def _validate(self, examples: int, train_loss: np.ndarray, seconds: float, pos: np.ndarray) -> np.ndarray:
+        """Validate the alive members at positions ``pos``; returns the reason each of them
+        stops now (or None)."""
+        ids = self.alive[pos]
+        example_loss, example_error = (t[torch.as_tensor(pos, device=t.device)] for t in self._evaluate())
         vloss = example_loss.mean(1).cpu().numpy().astype(np.float64)
         verr = example_error.mean(1).cpu().numpy().astype(np.float64)
+        train_loss = train_loss[pos]
         limit = np.array([self.members[i].train.divergence for i in ids]) * self.first_loss[ids]
         diverged = ~np.isfinite(train_loss) | (train_loss > limit) | ~np.isfinite(vloss)
         accept = None
@@ -156,14 +158,8 @@ class Population:
             accept = passed | (self.level[ids] == 0)
         new = self.patience.observe(ids, examples, np.where(diverged, np.inf, verr), accept)
         if new.any():
-            pos = torch.as_tensor(np.flatnonzero(new), device=self.data.device)
-            dest = torch.as_tensor(ids[new], device=self.data.device)
-            params = self.average if self.average is not None else self.params
-            with torch.no_grad():
-                for k, v in params.items():
-                    self.best[k].index_copy_(0, dest, v.detach().index_select(0, pos))
-                if self.best_example_errors is not None:
-                    self.best_example_errors.index_copy_(0, dest, example_error.index_select(0, pos))
+            self._keep_best(ids[new], pos[new],
+                            example_error[torch.as_tensor(np.flatnonzero(new), device=example_error.device)])
             self.best_loss[ids[new]] = vloss[new]
         for j, i in enumerate(ids):
             self.curves[i].append({"examples_seen": examples, "train_loss": float(train_loss[j]),
@@ -174,16 +170,29 @@ class Population:
         reasons[diverged] = "diverged"
         return reasons
 
-    def _retire(self, reasons: np.ndarray, examples: int, seconds: float) -> torch.Tensor | None:
-        """Record stopped members and drop them from the stacked tensors; returns the kept
-        positions (None if nobody stopped)."""
-        done = np.array([r is not None for r in reasons], dtype=bool)
-        if not done.any():
+    def _keep_best(self, ids: np.ndarray, pos: np.ndarray, example_error: torch.Tensor) -> None:
+        """Copy the validated parameters of alive positions ``pos`` into the best slots ``ids``."""
+        dev = self.data.device
+        pos, dest = torch.as_tensor(pos, device=dev), torch.as_tensor(ids, device=dev)
+        params = self.average if self.average is not None else self.params
+        with torch.no_grad():
+            for k, v in params.items():
+                self.best[k].index_copy_(0, dest, v.detach().index_select(0, pos))
+            if self.best_example_errors is not None:
+                self.best_example_errors.index_copy_(0, dest, example_error)
+
+    def _retire(self, pos: np.ndarray, reasons: list[str], examples: int) -> torch.Tensor | None:
+        """Record members at alive positions ``pos`` as stopped and drop them from every stacked
+        tensor; returns the kept positions (None if nobody stopped)."""
+        if not len(pos):
             return None
-        for j in np.flatnonzero(done):
+        seconds = time.perf_counter() - self.start
+        for j, reason in zip(pos, reasons):
             i = self.alive[j]
-            self.stopped[i] = reasons[j]
+            self.stopped[i] = reason
             self.stopped_at[i] = (examples, seconds)
+        done = np.zeros(len(self.alive), dtype=bool)
+        done[pos] = True
         keep = torch.as_tensor(np.flatnonzero(~done), device=self.data.device)
         with torch.no_grad():
             self.params = {k: v.detach().index_select(0, keep).requires_grad_() for k, v in self.params.items()}
@@ -195,6 +204,7 @@ class Population:
             self.masks = optim.select(self.masks, keep)
         self.sparsity_coef = self.sparsity_coef.index_select(0, keep)
         self.sparsity_target = self.sparsity_target.index_select(0, keep)
+        self.interval[0] = self.interval[0].index_select(0, keep)
         self.alive = self.alive[~done]
         return keep
 
@@ -204,54 +214,60 @@ class Population:
         d, B = self.data, self.hp.batch_size
         valid_every = self.hp.valid_every or max(len(d.X_valid), B)
         max_epochs = np.array([m.train.max_epochs for m in self.members])
-        start = time.perf_counter()
-        examples = step = epoch = last_valid = 0
-        next_valid = valid_every
+        self.start = time.perf_counter()
+        examples = step = epoch = 0
+        self.interval = [torch.zeros(len(self.alive), device=d.device), 0]  # train loss since last validation
         while len(self.alive):
             epoch += 1
             order = torch.as_tensor(np.stack([self.rngs[i].permutation(d.n_train) for i in self.alive]),
                                     device=d.device)
-            interval = torch.zeros(len(self.alive), device=d.device), 0
             epoch_criterion = torch.zeros(len(self.alive), device=d.device)
             for s in range(0, d.n_train, B):
                 step += 1
                 losses, criterion = self._step(order[:, s:s + B], step)
                 if step == 1:
                     self.first_loss[self.alive] = losses.cpu().numpy()
-                interval = interval[0] + losses, interval[1] + 1
+                self.interval[0] += losses
+                self.interval[1] += 1
                 epoch_criterion += criterion
                 examples += min(B, d.n_train - s)
-                if examples >= next_valid:
-                    next_valid += valid_every
-                    last_valid = examples
-                    keep = self._check(examples, interval, start, progress)
-                    interval = torch.zeros(len(self.alive), device=d.device), 0
+                if examples // valid_every > (examples - min(B, d.n_train - s)) // valid_every:
+                    keep = self._check(examples, np.arange(len(self.alive)), progress)
                     if keep is not None:
                         order, epoch_criterion = order[keep], epoch_criterion[keep]
                     if not len(self.alive):
-                        break
-            if not len(self.alive):
-                break
+                        return self._results()
             self.schedule.end_epoch(step, epoch_criterion / -(-d.n_train // B))
-            out_of_budget = max_epochs[self.alive] <= epoch
-            if out_of_budget.any():
-                if last_valid != examples:
-                    last_valid = examples
-                    self._check(examples, interval, start, progress)
-                out_of_budget = max_epochs[self.alive] <= epoch
-                self._retire(np.where(out_of_budget, "budget", None), examples, time.perf_counter() - start)
+            spent = np.flatnonzero(max_epochs[self.alive] <= epoch)
+            if len(spent):
+                # A member out of budget gets a last validation unless it just had one; the
+                # others go on exactly as they would alone.
+                fresh = self.curves[self.alive[spent[0]]][-1]["examples_seen"] == examples if \
+                    self.curves[self.alive[spent[0]]] else False
+                if not fresh:
+                    self._check(examples, spent, progress, budget=True)
+                else:
+                    self._retire(spent, ["budget"] * len(spent), examples)
         return self._results()
 
-    def _check(self, examples, interval, start, progress):
-        train_loss = (interval[0] / max(interval[1], 1)).cpu().numpy().astype(np.float64)
-        seconds = time.perf_counter() - start
-        reasons = self._validate(examples, train_loss, seconds)
+    def _check(self, examples: int, pos: np.ndarray, progress, budget: bool = False):
+        """Validate members at alive positions ``pos``, report progress, retire those that stop;
+        returns the kept positions when the population shrank."""
+        count = max(self.interval[1], 1)
+        train_loss = (self.interval[0] / count).cpu().numpy().astype(np.float64)
+        seconds = time.perf_counter() - self.start
+        reasons = self._validate(examples, train_loss, seconds, pos)
+        if budget:
+            reasons = np.where(reasons == None, "budget", reasons)  # noqa: E711
+        else:
+            self.interval = [torch.zeros_like(self.interval[0]), 0]
         if progress is not None:
             ids = self.alive
             progress({"examples_seen": examples, "members": len(self.members), "alive": len(ids),
                       "train_loss": train_loss, "best_valid_error": self.patience.best[ids],
                       "patience_left": self.patience.left(ids, examples), "seconds": seconds})
-        return self._retire(reasons, examples, seconds)
+        stopping = [j for j, r in zip(pos, reasons) if r is not None]
+        return self._retire(np.array(stopping, dtype=np.int64), [r for r in reasons if r is not None], examples)
 
     def _results(self) -> list[Result]:
         d, out = self.data, []

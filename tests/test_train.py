@@ -1,0 +1,184 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from purelearn import MLP, Member, Training, find_learning_rate, fit
+from purelearn.data import from_arrays, prepare
+from purelearn.errors import ConfigError
+from purelearn.nn import example_errors
+from purelearn.train import Patience, significant
+
+
+def _mixed_members():
+    cases = [((32,), 0.1, 0.0, 0.0, "sgd"), ((64,), 0.05, 0.5, 1e-2, "sgd"), ((16,), 0.2, 0.9, 0.0, "sgd"),
+             ((48,), 0.02, 0.0, 0.0, "sgd")]
+    members = [Member(MLP(h), Training(lr=lr, momentum=m, l2=l2, optimizer=o, max_epochs=3 + i, patience=1500,
+                                       seed=i, valid_every=500))
+               for i, (h, lr, m, l2, o) in enumerate(cases)]
+    # one member with short, additive patience: it stops long before the others
+    members[1] = replace(members[1], train=replace(members[1].train, patience=600, patience_mode="add",
+                                                   patience_increase=100))
+    return members
+
+
+def _assert_same(a, b, atol=1e-5):
+    assert a.stopped_because == b.stopped_because and a.examples_seen == b.examples_seen
+    assert a.examples_seen_at_best == b.examples_seen_at_best
+    assert a.best_valid_error == pytest.approx(b.best_valid_error, abs=atol)
+    for k in a.params:
+        assert torch.allclose(a.params[k], b.params[k], atol=atol), k
+    for ra, rb in zip(a.curve, b.curve):
+        assert ra["examples_seen"] == rb["examples_seen"]
+        assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], abs=atol)
+
+
+def test_a_population_trains_each_member_as_if_alone(digits):
+    members = _mixed_members()
+    together = fit(digits, members)
+    for m, r in zip(members, together):
+        _assert_same(r, fit(digits, m))
+    # members stop on their own: patience ran out for some before the budget
+    assert [r.stopped_because for r in together] == ["budget", "patience", "budget", "budget"]
+    assert len({r.examples_seen for r in together}) == 4
+
+
+def test_a_diverging_member_is_isolated(digits):
+    members = _mixed_members()
+    wild = replace(members[0], train=replace(members[0].train, lr=500.0, seed=9))
+    with_wild = fit(digits, members + [wild])
+    assert with_wild[-1].diverged and with_wild[-1].examples_seen < with_wild[0].examples_seen
+    for a, b in zip(with_wild, fit(digits, members)):
+        _assert_same(a, b, atol=1e-6)
+
+
+def test_same_seed_same_result_bitwise(digits):
+    m = Member(MLP((32,)), Training(lr=0.1, momentum=0.5, max_epochs=2, seed=3))
+    a, b = fit(digits, m), fit(digits, m)
+    assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
+    assert a.curve == [dict(r, seconds=r["seconds"]) for r in a.curve]
+    assert [r["valid_loss"] for r in a.curve] == [r["valid_loss"] for r in b.curve]
+    c = fit(digits, replace(m, train=replace(m.train, seed=4)))
+    assert not torch.equal(a.params["W0"], c.params["W0"])
+
+
+def _noisy_overfit_data():
+    """Few noisy training examples and a large net: validation error falls, then rises."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 30)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int64)
+    flip = rng.random(600) < 0.3
+    y[flip] = 1 - y[flip]
+    return prepare(from_arrays(X, y), valid=0.5, test=0.0, seed=0)
+
+
+def test_early_stopping_keeps_the_best_validation_state_not_the_last():
+    s = _noisy_overfit_data()
+    r = fit(s, Member(MLP((256,)), Training(lr=0.2, batch_size=10, valid_every=100, patience=20000,
+                                            max_epochs=60, improvement=0.0)))
+    errors = [row["valid_error"] for row in r.curve]
+    assert errors[-1] > min(errors) + 0.02            # the case: validation error rose at the end
+    assert r.best_valid_error == min(errors)
+    assert r.examples_seen_at_best == r.curve[int(np.argmin(errors))]["examples_seen"]
+    # the kept parameters are the best point's: they reproduce its validation error
+    z = r.scores(s.X_valid).unsqueeze(0)
+    assert example_errors("softmax", z, torch.as_tensor(s.y_valid)).mean().item() == pytest.approx(r.best_valid_error)
+
+
+def test_patience_rule_multiplicative_and_additive():
+    p = Patience([100, 100], [2.0, 50.0], [False, True], [0.1, 0.1])
+    ids = np.array([0, 1])
+    assert p.observe(ids, 60, np.array([0.5, 0.5])).tolist() == [True, True]
+    assert p.until.tolist() == [120, 110]                 # max(100, 60*2) and max(100, 60+50)
+    assert p.observe(ids, 80, np.array([0.48, 0.48])).tolist() == [True, True]  # < 10% better: no growth
+    assert p.until.tolist() == [120, 110] and p.best_at.tolist() == [80, 80]
+    assert p.observe(ids, 100, np.array([0.6, 0.3])).tolist() == [False, True]
+    assert p.until.tolist() == [120, 150]
+    assert p.exhausted(ids, 120).tolist() == [True, False]
+
+
+def test_significance_test_of_a_new_minimum():
+    n = 1000
+    best = torch.zeros(3, n)
+    best[:, :100] = 1                                    # 10% error
+    new = best.clone()
+    new[0, :2] = 0                                       # 2 fewer errors: not significant
+    new[1, :40] = 0                                      # 40 fewer: significant
+    new[2] = 1                                           # worse
+    assert significant(best, new, np.array([0.05] * 3)).tolist() == [False, True, False]
+    assert significant(torch.full((1, n), float("inf")), new[:1], np.array([0.05])).tolist() == [True]
+
+
+def test_significance_makes_fewer_minima(digits):
+    base = Member(MLP((32,)), Training(lr=0.05, max_epochs=6, valid_every=300))
+    plain = fit(digits, base)
+    strict = fit(digits, replace(base, train=replace(base.train, significance=0.05)))
+    minima = lambda r: sum(1 for i, row in enumerate(r.curve)
+                           if row["valid_error"] < min([x["valid_error"] for x in r.curve[:i]], default=9))
+    assert strict.examples_seen_at_best <= plain.examples_seen_at_best
+    assert minima(plain) > 1 and strict.best_valid_error >= plain.best_valid_error
+
+
+def test_decay_is_scaled_by_minibatch_over_training_size():
+    """Zero inputs and targets leave only the L2 term: over one epoch of SGD the weights shrink by
+    prod(1 - 2 lr lambda B_i / T), the short last batch included."""
+    n_total, B, lr, lam = 130, 16, 0.1, 0.5
+    data = from_arrays(np.zeros((n_total, 3), np.float32), np.zeros((n_total, 2), np.float32), task="regression")
+    s = prepare(data, valid=0.2, test=0.0)
+    T = len(s.X_train)
+    assert T % B
+    r = fit(s, Member(MLP(()), Training(lr=lr, batch_size=B, l2=lam, max_epochs=1, valid_every=T)))
+    w0 = fit(s, Member(MLP(()), Training(lr=lr, batch_size=B, l2=0.0, max_epochs=1, valid_every=T))).params["W0"]
+    shrink = np.prod([1 - 2 * lr * lam * min(B, T - i) / T for i in range(0, T, B)])
+    assert torch.allclose(r.params["W0"], w0 * shrink, atol=1e-6)
+
+
+def test_polyak_validates_the_averaged_parameters(digits):
+    m = Member(MLP((32,)), Training(lr=0.1, max_epochs=2, polyak=True, seed=1))
+    r = fit(digits, m)
+    plain = fit(digits, replace(m, train=replace(m.train, polyak=False)))
+    assert r.best_valid_error != plain.best_valid_error or not torch.equal(r.params["W0"], plain.params["W0"])
+    z = r.scores(digits.X_valid).unsqueeze(0)
+    assert example_errors("softmax", z, torch.as_tensor(digits.y_valid)).mean().item() == pytest.approx(r.best_valid_error)
+
+
+def test_every_rule_and_penalty_trains(digits):
+    variants = [dict(optimizer="adam", lr=1e-3), dict(optimizer="adagrad", lr=0.05),
+                dict(momentum=0.9, momentum_form="nesterov"), dict(tau=200.0, alpha=0.5),
+                dict(adaptive_tau=0.05), dict(l1=1e-3, decay_biases=True), dict(lr_scale=(0.5, 1.0)),
+                dict(sparsity="student_t", sparsity_coef=0.01), dict(sparsity="l1", sparsity_coef=0.01)]
+    results = fit(digits, [Member(MLP((32,)), Training(**dict(dict(lr=0.05, max_epochs=3), **v))) for v in variants])
+    for v, r in zip(variants, results):
+        assert r.best_valid_error < 0.25, v
+    kl = fit(digits, Member(MLP((32,), "sigmoid"), Training(lr=0.2, max_epochs=3, sparsity="kl", sparsity_coef=0.1)))
+    assert kl.best_valid_error < 0.3
+
+
+def test_find_learning_rate_stops_at_the_stability_limit():
+    """Full-batch gradient descent on least squares diverges exactly above 2 / lambda_max."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)).astype(np.float32) * np.array([3, 1, 1, 0.5, 0.2], np.float32)
+    y = (X @ rng.normal(size=5) + 0.1 * rng.normal(size=200)).astype(np.float32)
+    s = prepare(from_arrays(X, y, task="regression"), valid=0.25, test=0.0)
+    A = np.hstack([s.X_train, np.ones((len(s.X_train), 1))]).astype(np.float64)
+    limit = 2 / np.linalg.eigvalsh(2 * A.T @ A / len(A)).max()
+    start = limit * 3 ** 2.5                      # candidates sit at limit * 3^(k + 1/2)
+    member = Member(MLP(()), Training(batch_size=len(s.X_train), max_epochs=40))
+    rate, runs = find_learning_rate(s, member, start=start, epochs=40)
+    assert rate == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+    assert [r.diverged for r in runs[:4]] == [True, True, True, False]
+
+
+def test_bad_training_settings_are_refused(digits):
+    cases = [(dict(lr=-0.1), "train.lr"), (dict(patience=0), "train.patience"),
+             (dict(batch_size=5000), "training-set size"), (dict(optimizer="sgdd"), "Did you mean 'sgd'"),
+             (dict(momentum=1.0), "train.momentum"), (dict(l2=(0.1, 0.2, 0.3)), "3 values"),
+             (dict(optimizer="adam", momentum=0.5), "momentum applies to sgd")]
+    for kwargs, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            fit(digits, Member(MLP((8,)), Training(**kwargs)))
+    with pytest.raises(ConfigError, match="sigmoid"):
+        fit(digits, Member(MLP((8,)), Training(sparsity="kl")))
+    with pytest.raises(ConfigError, match="no CUDA device|unknown device"):
+        fit(digits, Member(), device="cuda" if not torch.cuda.is_available() else "tpu")
