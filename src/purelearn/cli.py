@@ -34,15 +34,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args) -> int:
-    from .train import fit
+    from .train import check_member, fit, resolve_device
 
     overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
     config = load_config(args.config, overrides)
     splits = config.data.splits()
+    member, device = check_member(config.member(), splits), resolve_device(config.device)
     show = Progress(sys.stderr)
     print(f"training on {splits.name}: {len(splits.X_train)} train / {len(splits.X_valid)} valid examples, "
           f"{splits.n_features} features -> {splits.n_outputs} outputs", file=sys.stderr)
-    result = fit(splits, config.member(), device=config.device, progress=show)
+    result = fit(splits, member, device=device, progress=show)
     show.close()
     summary = result.summary() | {"config": config.to_dict()}
     if args.json:
