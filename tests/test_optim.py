@@ -48,8 +48,8 @@ def _run(rule, grads_seq, p0):
     params = {"w": p0.clone()}
     state = rule.init(params)
     for t, g in enumerate(grads_seq, start=1):
-        updates = rule.update({"w": g.clone()}, state, params, lr=torch.tensor([0.1, 0.1]), step=t)
-        optim.apply_updates(params, updates)
+        updates = rule.update({"w": g.clone()}, state, params, step=t)
+        optim.descend(params, updates, torch.tensor([0.1, 0.1]))
     return params["w"]
 
 
@@ -76,29 +76,29 @@ def test_momentum_forms(grads_seq):
     for g in grads_seq:
         g_bar = (1 - beta) * g_bar + beta * g
         w = w - 0.1 * g_bar
-    rule = optim.chain(optim.momentum(optim.per_member(m, 2), "average"), optim.scale_by_rate())
+    rule = optim.chain(optim.momentum(optim.per_member(m, 2), "average"))
     assert torch.allclose(_run(rule, grads_seq, p0), w, atol=1e-6)
     for form, nesterov in (("classical", False), ("nesterov", True)):
-        rule = optim.chain(optim.momentum(optim.per_member(m, 2), form), optim.scale_by_rate())
+        rule = optim.chain(optim.momentum(optim.per_member(m, 2), form))
         ref = _torch_run(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=m, nesterov=nesterov), grads_seq, p0)
         assert torch.allclose(_run(rule, grads_seq, p0), ref, atol=1e-6)
 
 
 def test_adagrad_and_adam_match_torch(grads_seq):
     p0 = torch.randn(2, 3, 4)
-    ours = _run(optim.chain(optim.adagrad(1e-10), optim.scale_by_rate()), grads_seq, p0)
+    ours = _run(optim.chain(optim.adagrad(1e-10)), grads_seq, p0)
     assert torch.allclose(ours, _torch_run(lambda ps: torch.optim.Adagrad(ps, lr=0.1, eps=1e-10), grads_seq, p0),
                           atol=1e-6)
-    ours = _run(optim.chain(optim.adam(), optim.scale_by_rate()), grads_seq, p0)
+    ours = _run(optim.chain(optim.adam()), grads_seq, p0)
     assert torch.allclose(ours, _torch_run(lambda ps: torch.optim.Adam(ps, lr=0.1), grads_seq, p0), atol=1e-6)
 
 
 def test_layer_scale_and_per_member_rates(grads_seq):
     p0 = torch.zeros(2, 3, 4)
-    rule = optim.chain(optim.scale_by_layer({"w": optim.per_member([1.0, 0.5], 2)}), optim.scale_by_rate())
+    rule = optim.chain(optim.scale_by_layer({"w": optim.per_member([1.0, 0.5], 2)}))
     params = {"w": p0.clone()}
     state = rule.init(params)
-    optim.apply_updates(params, rule.update({"w": grads_seq[0].clone()}, state, params, lr=torch.tensor([0.1, 0.2])))
+    optim.descend(params, rule.update({"w": grads_seq[0].clone()}, state, params), torch.tensor([0.1, 0.2]))
     assert torch.allclose(params["w"][0], -0.1 * grads_seq[0][0])
     assert torch.allclose(params["w"][1], -0.1 * grads_seq[0][1])
 

@@ -3,8 +3,8 @@
 ``init(params) -> state`` and ``update(grads, state, params, **ctx) -> grads`` where every tensor
 has a leading member dimension P. Updates are written in place into ``grads`` (out-of-place
 temporaries make large populations slower than separate models); ``state`` is mutated in place
-too. ``ctx`` carries what changes every step: ``lr`` (the [P] rates of the schedule), ``step``
-(1-based update count) and ``decay_scale`` (B'/T for the weight-decay scaling). Every
+too. ``ctx`` carries what changes every step: ``step`` (1-based update count) and ``decay_scale``
+(B'/T for the weight-decay scaling); the schedule's rates are applied by ``descend``. Every
 hyper-parameter that may differ between members is a [P] tensor kept in the state, so dropping
 finished members from a population is one ``select`` over the state.
 """
@@ -40,11 +40,14 @@ def chain(*transforms: Transform) -> Transform:
     return Transform(init, update)
 
 
-def apply_updates(params: dict[str, torch.Tensor], updates: dict[str, torch.Tensor]) -> None:
-    """theta <- theta + update, in place."""
+def descend(params: dict[str, torch.Tensor], updates: dict[str, torch.Tensor], lr: torch.Tensor) -> None:
+    """theta <- theta - eps_t * update, in place, with the [P] rates ``lr`` of the schedule
+    (eq. 1-2). One fused pass per tensor: the rate is not a transform of its own because a
+    separate scaling pass costs as much again as the step."""
+    neg = (-lr).view(-1, 1, 1)
     with torch.no_grad():
         for name, u in updates.items():
-            params[name].add_(u)
+            params[name].addcmul_(u, neg)
 
 
 def select(tree, keep: torch.Tensor):

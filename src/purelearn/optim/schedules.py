@@ -27,8 +27,15 @@ class Schedule:
         self.lr0, self.tau, self.alpha, self.threshold = (
             torch.as_tensor(v, dtype=torch.float32).clone() for v in (lr0, tau, alpha, threshold))
         self.last = torch.full_like(self.lr0, float("nan"))
+        self._note_constant()
+
+    def _note_constant(self) -> None:
+        # With every tau infinite the rates are lr0: skip the per-step arithmetic.
+        self.constant = bool(torch.isinf(self.tau).all())
 
     def rates(self, step: int) -> torch.Tensor:
+        if self.constant:
+            return self.lr0
         t = torch.tensor(float(step))
         ratio = torch.where(self.tau < t, self.tau / t, torch.ones_like(self.tau))
         return self.lr0 * ratio.pow(self.alpha)
@@ -39,10 +46,12 @@ class Schedule:
         start = (self.threshold > 0) & torch.isinf(self.tau) & (improvement < self.threshold)
         self.tau = torch.where(start, torch.tensor(float(max(step, 1))), self.tau)
         self.last = criterion.clone()
+        self._note_constant()
 
     def select(self, keep: torch.Tensor) -> None:
         for name in ("lr0", "tau", "alpha", "threshold", "last"):
             setattr(self, name, select(getattr(self, name), keep))
+        self._note_constant()
 
     def to(self, device) -> "Schedule":
         for name in ("lr0", "tau", "alpha", "threshold", "last"):

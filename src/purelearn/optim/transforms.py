@@ -107,17 +107,3 @@ def scale_by_layer(factors: dict[str, torch.Tensor]) -> Transform:
         return grads
 
     return Transform(init, update)
-
-
-def scale_by_rate() -> Transform:
-    """Descend: multiply by -eps_t, the [P] rates ``ctx['lr']`` of the schedule (eq. 1-2)."""
-    def init(params):
-        return ()
-
-    def update(grads, state, params, lr, **ctx):
-        neg = (-lr).view(-1, 1, 1)
-        for g in grads.values():
-            g.mul_(neg)
-        return grads
-
-    return Transform(init, update)

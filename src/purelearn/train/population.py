@@ -100,7 +100,7 @@ class Population:
         scales = {n: [m.train.lr_scale[layer[n]] for m in ms] for n in names}
         if any(s != 1 for c in scales.values() for s in c):
             parts.append(optim.scale_by_layer({n: column(c) for n, c in scales.items()}))
-        return optim.chain(*parts, optim.scale_by_rate())
+        return optim.chain(*parts)
 
     # ---- one update -------------------------------------------------------------------
 
@@ -117,9 +117,9 @@ class Population:
             criterion = losses + self.sparsity_coef * penalty
         grads = dict(zip(self.params, torch.autograd.grad(criterion.sum(), list(self.params.values()))))
         with torch.no_grad():
-            updates = self.rule.update(grads, self.state, self.params, lr=self.schedule.rates(step),
-                                       step=step, decay_scale=idx.shape[1] / d.n_train)
-            optim.apply_updates(self.params, updates)
+            updates = self.rule.update(grads, self.state, self.params, step=step,
+                                       decay_scale=idx.shape[1] / d.n_train)
+            optim.descend(self.params, updates, self.schedule.rates(step))
             if self.average is not None:
                 optim.polyak_update(self.average, self.params, step)
         return losses.detach(), criterion.detach()
