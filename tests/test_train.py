@@ -182,3 +182,20 @@ def test_bad_training_settings_are_refused(digits):
         fit(digits, Member(MLP((8,)), Training(sparsity="kl")))
     with pytest.raises(ConfigError, match="no CUDA device|unknown device"):
         fit(digits, Member(), device="cuda" if not torch.cuda.is_available() else "tpu")
+
+
+def test_regression_and_multilabel_outputs_learn(rng):
+    X = rng.normal(size=(800, 6)).astype(np.float32)
+    Y = np.stack([np.sin(X[:, 0]) + X[:, 1] * X[:, 2], X[:, 3] ** 2], 1).astype(np.float32)
+    s = prepare(from_arrays(X, Y, task="regression"), test=0.0)
+    r = fit(s, Member(MLP((64,)), Training(lr=0.02, max_epochs=40)))
+    baseline = ((s.y_valid - s.y_train.mean(0)) ** 2).sum(1).mean()      # predicting the mean
+    assert r.best_valid_error < 0.2 * baseline
+    assert np.allclose(((r.predict(s.X_valid) - s.y_valid) ** 2).sum(1).mean(), r.best_valid_error, rtol=1e-4)
+
+    labels = np.stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] * X[:, 4] > 0], 1).astype(np.float32)
+    m = prepare(from_arrays(X, labels), test=0.0)
+    assert m.task == "multilabel"
+    r = fit(m, Member(MLP((64,)), Training(lr=0.1, max_epochs=40)))
+    assert r.member.model.output == "sigmoid" and r.best_valid_error < 0.15
+    assert (r.predict(m.X_valid) != m.y_valid).mean() == pytest.approx(r.best_valid_error, abs=1e-6)

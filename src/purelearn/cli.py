@@ -72,7 +72,7 @@ class Progress:
                 f"{event['seconds']:.1f} s")
         if event["members"] > 1:
             line += f"  ({event['alive']}/{event['members']} training)"
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
         self.stream.flush()
 
     def close(self) -> None:
