@@ -107,8 +107,8 @@ class Population:
     def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         d, hp = self.data, self.hp
         sparse = hp.sparsity != "none"
-        z, hidden = forward(self.params, d.X_train[idx], self.model.activation, self.masks, keep_hidden=True) \
-            if sparse else (forward(self.params, d.X_train[idx], self.model.activation, self.masks), None)
+        out = forward(self.params, d.X_train[idx], self.model.activation, self.masks, keep_hidden=sparse)
+        z, hidden = out if sparse else (out, None)
         losses = example_losses(self.model.output, z, d.y_train[idx]).mean(1)
         criterion = losses
         if sparse:
