@@ -4,7 +4,10 @@ from .data import load, prepare
 from .errors import ConfigError, DataError, PurelearnError, TestSetError
 from .nn import MLP
 from .train import Member, Result, Training, find_learning_rate, fit
+from .search import Choice, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
+from .execute import Study, tune
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "DataError", "MLP", "Member", "PurelearnError", "Result", "TestSetError",
-           "Training", "find_learning_rate", "fit", "load", "prepare"]
+__all__ = ["Choice", "ConfigError", "DataError", "Fixed", "IntLogUniform", "IntUniform", "LogUniform", "MLP",
+           "Member", "PurelearnError", "Result", "Space", "Study", "TestSetError", "Training", "Uniform", "When",
+           "find_learning_rate", "fit", "load", "prepare", "tune"]

@@ -35,3 +35,7 @@ def unknown(kind: str, name: str, allowed: Iterable[str], error=ConfigError) -> 
     allowed = sorted(allowed)
     return error(f"unknown {kind} {name!r}.{closest(name, allowed)} "
                  f"Allowed: {', '.join(allowed)}.")
+
+
+class StoreError(PurelearnError):
+    """A study store can't be used: locked by another run, written by a newer version, or unreadable."""

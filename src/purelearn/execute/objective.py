@@ -1,0 +1,111 @@
+"""What a trial computes: a config trained with the population engine, or a user's function."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..errors import ConfigError, PurelearnError
+
+_UNITS_K = re.compile(r"^model\.units_(\d+)$")
+
+
+@dataclass
+class Outcome:
+    """A finished trial as a worker hands it back to the driver."""
+
+    status: str                      # complete, failed or diverged
+    value: float | None = None
+    curve: list = field(default_factory=list)
+    error: str | None = None
+    weights: dict | None = None      # the best parameters, for the study's best-model file
+
+
+def apply_params(config: Config, params: dict, seed: int) -> Config:
+    """The config with a trial's knobs set. Beyond config keys, ``model.layers`` (depth),
+    ``model.units`` (width of every layer) and ``model.units_<k>`` (width of layer k, 1-based)
+    build ``model.hidden``, so per-layer knobs can follow a sampled depth (§3.4)."""
+    values = {k: v for k, v in params.items() if k not in ("model.layers", "model.units") and not _UNITS_K.match(k)}
+    shape = {k: v for k, v in params.items() if k not in values}
+    if shape:
+        base = list(config.model.hidden) or [100]
+        depth = int(shape.get("model.layers", len(base)))
+        width = shape.get("model.units")
+        hidden = [int(shape.get(f"model.units_{k + 1}", width if width is not None else base[min(k, len(base) - 1)]))
+                  for k in range(depth)]
+        values["model.hidden"] = hidden
+    values.setdefault("train.seed", seed)
+    return config.with_values(values)
+
+
+_SPLITS: dict = {}
+
+
+def _splits(config: Config):
+    """Splits are made once per process per data spec: every trial of a study shares them."""
+    key = repr(config.data)
+    if key not in _SPLITS:
+        _SPLITS.clear()
+        _SPLITS[key] = config.data.splits()
+    return _SPLITS[key]
+
+
+@dataclass
+class ConfigObjective:
+    """Train the config with a trial's knobs applied; the value is the best validation error."""
+
+    config: Config
+
+    def __call__(self, params: dict, seed: int) -> Outcome:
+        from ..train import fit
+
+        cfg = apply_params(self.config, params, seed)
+        result = fit(_splits(cfg), cfg.member(), device=cfg.device)
+        value = result.best_valid_error if math.isfinite(result.best_valid_error) else None
+        return Outcome("diverged" if result.diverged else "complete", value, result.curve, weights=result.params)
+
+
+@dataclass
+class FunctionObjective:
+    """A user's ``objective(params, report) -> float``; ``report(examples_seen, valid_error,
+    train_loss=None)`` records the learning curve."""
+
+    fn: object
+
+    def __call__(self, params: dict, seed: int) -> Outcome:
+        curve = []
+
+        def report(examples_seen, valid_error, train_loss=None):
+            curve.append({"examples_seen": int(examples_seen), "valid_error": float(valid_error),
+                          "train_loss": None if train_loss is None else float(train_loss)})
+
+        value = float(self.fn(params, report))
+        if math.isnan(value):
+            return Outcome("failed", None, curve, "the objective returned NaN")
+        return Outcome("complete", value if math.isfinite(value) else None, curve)
+
+
+def run_trial(objective, params: dict, seed: int) -> Outcome:
+    """Run one trial, turning any exception into a failed outcome with its message."""
+    start = time.perf_counter()
+    try:
+        return objective(params, seed)
+    except PurelearnError as e:
+        return Outcome("failed", error=f"{type(e).__name__}: {e}")
+    except Exception as e:  # a trial's crash must not end the study (footnote 27)
+        tb = traceback.format_exc(limit=-3)
+        return Outcome("failed", error=f"{type(e).__name__}: {e} after {time.perf_counter() - start:.1f} s\n{tb}")
+
+
+def as_objective(objective):
+    if isinstance(objective, Config):
+        return ConfigObjective(objective)
+    if isinstance(objective, (ConfigObjective, FunctionObjective)):
+        return objective
+    if callable(objective):
+        return FunctionObjective(objective)
+    raise ConfigError(f"objective must be a Config or a function objective(params, report), got {objective!r}.")

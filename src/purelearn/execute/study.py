@@ -1,0 +1,265 @@
+"""Running a study: the driver that asks the strategy, hands trials to workers, records each
+result in the store as it arrives, and resumes where a previous run stopped (§3.3-3.4)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import Config
+from ..errors import ConfigError, PurelearnError, TestSetError
+from ..search import BorderRule, Expansion, Space, border_warnings, efficiency_curve, make_strategy, plateau
+from ..search.parse import parse_space
+from ..store import Store, StudyRecord, Trial
+from .objective import ConfigObjective, apply_params, as_objective
+from .workers import EXECUTORS
+
+FINISHED = ("complete", "failed", "diverged")
+
+
+def trial_seed(seed: int, number: int) -> int:
+    return (seed * 1_000_003 + number) % 2 ** 31
+
+
+class Study:
+    """A study in its store: its trials, its best trial and the analyses of §3.4."""
+
+    def __init__(self, store: Store, record: StudyRecord):
+        self.store, self.record = store, record
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def trials(self) -> list[Trial]:
+        return self.store.trials(self.record)
+
+    def finished(self) -> list[Trial]:
+        """Trials with a value, in the order they were numbered."""
+        return [t for t in self.trials if t.status in ("complete", "diverged") and t.value is not None]
+
+    @property
+    def best(self) -> Trial | None:
+        done = self.finished()
+        return min(done, key=lambda t: (t.value, t.number)) if done else None
+
+    def efficiency_curve(self) -> list[dict]:
+        return efficiency_curve([t.value for t in self.finished()])
+
+    def plateau(self) -> dict:
+        return plateau([t.value for t in self.finished()])
+
+    def warnings(self) -> list[str]:
+        space = parse_space(self.record.space)
+        expansions = [Expansion(**e) for e in self.record.settings.get("expansions", [])]
+        return border_warnings(space, [(t.params, t.value) for t in self.finished()], expansions)
+
+    def config(self) -> Config | None:
+        data = self.record.settings.get("config")
+        return None if data is None else Config().with_values(_flat(data))
+
+    def best_config(self) -> Config:
+        best = self.best
+        if best is None:
+            raise ConfigError(f"study {self.name!r} has no finished trial yet.")
+        base = self.config()
+        if base is None:
+            raise ConfigError(f"study {self.name!r} searched a Python function; it has no config to export.")
+        return apply_params(base, best.params, best.seed)
+
+    def evaluate_test(self, force: bool = False) -> float:
+        """The selected configuration's error on the test split, read once per study (§3). A
+        second evaluation is refused unless ``force``, and a forced one is recorded as such."""
+        previous = self.store.test_evaluations(self.record)
+        if previous and not force:
+            raise TestSetError(f"study {self.name!r} already read its test split (error {previous[0]['value']:.4f}). "
+                               "Evaluating again after seeing it biases the estimate; use --force to do it anyway.")
+        cfg, best = self.best_config(), self.best
+        path = self.store.weights_path(self.record)
+        if not path.exists():
+            raise PurelearnError(f"the best trial's parameters are missing ({path}); re-run the study.")
+        from ..nn import example_errors, predict_scores
+
+        params = torch.load(path, weights_only=True)
+        splits = cfg.data.splits()
+        X, y = splits.read_test()
+        model = cfg.model.checked(splits.task)
+        z = predict_scores(params, X, model.activation).unsqueeze(0)
+        ytorch = torch.as_tensor(y) if model.output == "softmax" else torch.as_tensor(y, dtype=torch.float32)
+        value = float(example_errors(model.output, z, ytorch).mean())
+        self.store.add_test_evaluation(self.record, best.number, value, forced=bool(previous))
+        return value
+
+
+def _flat(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass
+class Progress:
+    """What ``tune`` reports after every finished trial."""
+
+    done: int
+    failed: int
+    running: int
+    total: int
+    best: float | None
+    seconds: float
+    events: list = field(default_factory=list)
+
+    @property
+    def eta(self) -> float | None:
+        return None if not self.done else self.seconds / self.done * max(self.total - self.done, 0)
+
+
+def tune(objective, space: Space | dict | None = None, *, strategy: str = "random", trials: int = 64,
+         store=None, study: str = "study", workers: int = 1, executor: str | None = None, seed: int = 0,
+         expand: bool = False, options: dict | None = None, progress=None) -> Study:
+    """Search ``space`` for the best settings of ``objective`` and return the :class:`Study`.
+
+    objective: a :class:`purelearn.config.Config` (each trial trains it with the trial's knobs set)
+    or a function ``objective(params, report) -> float`` (lower is better). ``trials`` is the
+    total wanted: running again on the same ``store`` and ``study`` extends or resumes it, never
+    repeating a finished trial; interrupted trials are re-run. ``executor``: 'inline' (this
+    process) or 'process' (a pool of ``workers`` processes; the default when workers > 1).
+    """
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials = {trials!r} must be a whole number >= 1.")
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers = {workers!r} must be a whole number >= 1.")
+    executor = executor or ("process" if workers > 1 else "inline")
+    if executor not in EXECUTORS:
+        from ..errors import unknown
+        raise unknown("executor", executor, EXECUTORS)
+    space = parse_space(space) if isinstance(space, dict) and not isinstance(space, Space) else space
+    if not isinstance(space, Space):
+        raise ConfigError("tune needs a search space: a purelearn.Space or a [search.space] table.")
+    objective = as_objective(objective)
+    make_strategy(strategy, space, seed, **(options or {}))          # validate before touching the store
+    store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
+    with store.lock(study):
+        record = _open_study(store, study, strategy, space, seed, expand, options, objective)
+        return _Driver(store, record, objective, trials, workers, executor, progress).run()
+
+
+def _open_study(store, name, strategy, space, seed, expand, options, objective) -> StudyRecord:
+    record = store.study(name)
+    if record is None:
+        settings = {"seed": seed, "expand": expand, "options": options or {}, "initial_space": space.to_dict(),
+                    "expansions": []}
+        if isinstance(objective, ConfigObjective):
+            settings["config"] = objective.config.to_dict()
+        return store.create_study(name, strategy, space.to_dict(), settings)
+    if record.strategy != strategy:
+        raise ConfigError(f"study {name!r} in this store was run with strategy {record.strategy!r}, not "
+                          f"{strategy!r}; use another study name (--study) or the same strategy.")
+    if record.settings.get("initial_space") != space.to_dict():
+        raise ConfigError(f"study {name!r} in this store searched another space; use another study name "
+                          "(--study) to search this one.")
+    return record
+
+
+class _Driver:
+    def __init__(self, store, record, objective, trials, workers, executor, progress):
+        self.store, self.record, self.objective = store, record, objective
+        self.total, self.progress = trials, progress
+        settings = record.settings
+        self.seed = settings["seed"]
+        self.strategy = make_strategy(record.strategy, parse_space(settings["initial_space"]), self.seed,
+                                      **settings.get("options", {}))
+        self.border = BorderRule(self.strategy, settings.get("expand", False))
+        self.executor_kind, self.workers = executor, workers
+        self.start = time.perf_counter()
+
+    def _replay(self, stored: list[Trial]) -> list[Trial]:
+        """Rebuild the strategy from the finished trials; returns the trials to re-run."""
+        rerun = []
+        for t in stored:
+            if t.status in FINISHED:
+                self.strategy.replay(t.number, t.params, t.value if t.status != "failed" else None)
+                self.border.after_tell()
+            else:
+                rerun.append(t)
+        return rerun
+
+    def run(self) -> Study:
+        self.store.interrupt_running(self.record)
+        stored = self.store.trials(self.record)
+        queue = self._replay(stored)
+        numbers = {t.number for t in stored}
+        next_number = max(numbers, default=-1) + 1
+        self.counts = {s: sum(t.status == s for t in stored) for s in ("complete", "failed", "diverged")}
+        best = Study(self.store, self.record).best
+        self.best = math.inf if best is None else best.value
+        if sum(self.counts.values()) >= self.total and not queue:
+            return Study(self.store, self.record)
+        pool = EXECUTORS[self.executor_kind](self.objective, *([self.workers] if self.executor_kind == "process" else []))
+        running: dict[int, Trial] = {}
+        try:
+            while True:
+                while pool.free and (queue or next_number < self.total) and not self.strategy.exhausted:
+                    if queue:
+                        t = queue.pop(0)
+                        params, number = t.params, t.number
+                    else:
+                        params = self.strategy.ask(next_number)
+                        if params is None:
+                            break
+                        number, next_number = next_number, next_number + 1
+                    trial = Trial(number, params, "running", seed=trial_seed(self.seed, number), started=time.time())
+                    trial.worker = pool.submit(number, params, trial.seed)
+                    self.store.start_trial(self.record, trial)
+                    running[number] = trial
+                if not running:
+                    break
+                for number, outcome in pool.wait():
+                    self._record(running.pop(number), outcome, len(running))
+        except BaseException:
+            if isinstance(pool, EXECUTORS["process"]):
+                pool.terminate()
+            self.store.interrupt_running(self.record)
+            raise
+        pool.close()
+        self.store.update_study(self.record)
+        return Study(self.store, self.record)
+
+    def _record(self, trial: Trial, outcome, running: int) -> None:
+        trial.status, trial.value, trial.curve = outcome.status, outcome.value, outcome.curve
+        trial.error, trial.ended = outcome.error, time.time()
+        self.store.finish_trial(self.record, trial)
+        self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
+        self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None)
+        events = []
+        for e in self.border.after_tell():
+            self.record.settings["expansions"].append(e.__dict__)
+            self.record.space = self.strategy.space.to_dict()
+            self.store.update_study(self.record)
+            events.append(f"{e.knob}: best value near the {e.side} edge; interval widened from "
+                          f"[{e.old[0]:g}, {e.old[1]:g}] to [{e.new[0]:g}, {e.new[1]:g}]")
+        if trial.value is not None and trial.value < self.best:
+            self.best = trial.value
+            if outcome.weights is not None:
+                _save_atomic(outcome.weights, self.store.weights_path(self.record))
+        if self.progress is not None:
+            done = sum(self.counts.values())
+            self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,
+                                   None if math.isinf(self.best) else self.best,
+                                   time.perf_counter() - self.start, events))
+
+
+def _save_atomic(weights: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(weights, tmp)
+    os.replace(tmp, path)

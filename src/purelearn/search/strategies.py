@@ -1,0 +1,310 @@
+"""Search strategies behind one ask/tell interface (§3.3-3.4).
+
+``ask(number)`` proposes the parameters of trial ``number`` (trials are numbered 0, 1, ...), or
+returns None when the strategy must first hear results it is waiting for; ``tell(number, params,
+value)`` reports a finished trial (value None for a failed one); ``exhausted`` says nothing is
+left to propose. A strategy rebuilds its state from a replay of ask/tell over a study's trials,
+so a resumed study continues where it was. Lower values are better.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import numpy as np
+
+from ..errors import unknown
+from .space import Choice, Space, _Numeric
+
+
+class Strategy(abc.ABC):
+    name = "strategy"
+
+    def __init__(self, space: Space, seed: int = 0):
+        self.space, self.seed = space, seed
+        self.results: dict[int, tuple[dict, float]] = {}  # number -> (params, value) of finished trials
+        self.exhausted = False
+
+    @abc.abstractmethod
+    def ask(self, number: int) -> dict | None:
+        """The parameters of trial ``number``, or None while waiting for results."""
+
+    def tell(self, number: int, params: dict, value: float | None) -> None:
+        self.results[number] = (params, math.inf if value is None or math.isnan(value) else value)
+
+    def replay(self, number: int, params: dict, value: float | None) -> None:
+        """Re-live a stored trial on resume: ask (to rebuild the bookkeeping), then tell."""
+        self.ask(number)
+        self.tell(number, params, value)
+
+    def set_space(self, space: Space) -> None:
+        """Called when border expansion grows an interval (§3.3.1)."""
+        self.space = space
+
+    def best(self, numbers=None) -> tuple[dict, float] | None:
+        items = [(v, n, p) for n, (p, v) in self.results.items() if numbers is None or n in numbers]
+        if not items:
+            return None
+        v, n, p = min(items, key=lambda t: (t[0], t[1]))   # ties go to the earlier trial
+        return p, v
+
+    def rng(self, *key) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *key])
+
+
+class RandomSearch(Strategy):
+    """Independent draws from the priors (§3.4); trial i's draw depends only on (seed, i) and the
+    current space, so extending or resuming a study never repeats a configuration."""
+
+    name = "random"
+
+    def ask(self, number):
+        return self.space.sample(self.rng(number))
+
+
+def grid_points(space: Space, k: int, centre: dict | None = None, shrink: float = 1.0) -> list[dict]:
+    """The cross-product of k values per numerical knob (log-spaced for log knobs) and every value
+    of each choice; conditional knobs appear only where their condition holds. With ``centre``,
+    numerical intervals shrink to ``shrink`` of their width around it (sequences of grids)."""
+    points = [{}]
+    for name, dim in space.dims.items():
+        values = _axis(dim, k, None if centre is None else centre.get(name), shrink)
+        grown = []
+        for p in points:
+            if dim.when is None or dim.when.holds(p):
+                grown.extend({**p, name: v} for v in values)
+            else:
+                grown.append(p)
+        points = grown
+    return points
+
+
+def _axis(dim, k, centre, shrink):
+    if not dim.numeric or centre is None:
+        return dim.grid(k)
+    u = dim.to_unit(centre)
+    lo, hi = max(0.0, u - shrink / 2), min(1.0, u + shrink / 2)
+    return list(dict.fromkeys(dim.from_unit(lo + (hi - lo) * i / (k - 1)) for i in range(k)))
+
+
+class GridSearch(Strategy):
+    """K values per numerical knob, the cross-product visited in a seeded shuffled order (a
+    partial grid is still a fair sample); then, if ``rounds`` > 1, finer grids centred on the
+    best point, each 1/(k-1) the width of the last (§3.3.3)."""
+
+    name = "grid"
+
+    def __init__(self, space, seed=0, k=3, rounds=1):
+        super().__init__(space, seed)
+        self.k, self.rounds = k, rounds
+        self.blocks: list[tuple[int, list[dict]]] = []  # (first trial number, points) per round
+
+    def _open_round(self, start: int) -> bool:
+        r = len(self.blocks)
+        if r >= self.rounds:
+            return False
+        if r == 0:
+            points = grid_points(self.space, self.k)
+        else:
+            first, prev = self.blocks[-1]
+            best = self.best(range(first, first + len(prev))) or self.best()
+            points = grid_points(self.space, self.k, best[0], shrink=(1 / (self.k - 1)) ** r)
+        order = self.rng(r).permutation(len(points))
+        self.blocks.append((start, [points[i] for i in order]))
+        return True
+
+    def ask(self, number):
+        if not self.blocks:
+            self._open_round(0)
+        first, points = self.blocks[-1]
+        if number < first + len(points):
+            return points[number - first] if number >= first else None
+        if not all(n in self.results for n in range(first, first + len(points))):
+            return None                               # the next grid needs this one's results
+        if not self._open_round(number):
+            self.exhausted = True
+            return None
+        return self.ask(number)
+
+
+def _start_point(space: Space) -> dict:
+    """The middle of every interval (on its scale) and the first value of every choice."""
+    point = {}
+    for name, dim in space.dims.items():
+        if dim.when is None or dim.when.holds(point):
+            point[name] = dim.from_unit(0.5) if dim.numeric else dim.grid(1)[0]
+    return point
+
+
+class CoordinateDescent(Strategy):
+    """One knob at a time from the best configuration so far (§3.3.2): k values of the knob along
+    its axis (the others held at the best), the learning rate revisited every other step; a sweep
+    with no improvement halves the span searched around the best."""
+
+    name = "coordinate"
+
+    def __init__(self, space, seed=0, k=5, lr_knob="train.lr"):
+        super().__init__(space, seed)
+        self.k, self.lr_knob = k, lr_knob
+        self.steps: list[tuple[int, list[dict]]] = []   # (first trial number, proposals)
+        self.span, self.step_index, self.sweep_best = 1.0, 0, math.inf
+
+    def _order(self) -> list[str]:
+        knobs = [n for n, d in self.space.dims.items() if d.numeric or isinstance(d, Choice)]
+        if self.lr_knob not in knobs:
+            return knobs
+        others = [n for n in knobs if n != self.lr_knob] or [self.lr_knob]
+        return [x for o in others for x in (self.lr_knob, o)]
+
+    def _next_step(self, start: int) -> list[dict]:
+        if not self.steps:
+            return [_start_point(self.space)]
+        order = self._order()
+        if self.step_index and self.step_index % len(order) == 0:
+            best = self.best()[1]
+            if best >= self.sweep_best:
+                self.span /= 2                          # a sweep without progress: look closer
+            self.sweep_best = best
+        knob = order[self.step_index % len(order)]
+        self.step_index += 1
+        centre = self.best()[0]
+        dim = self.space.dims[knob]
+        if knob not in centre:
+            return self._next_step(start)
+        values = _axis(dim, self.k, centre[knob], self.span) if dim.numeric else dim.grid(self.k)
+        seen = {tuple(sorted(p.items())) for p, _ in self.results.values()}
+        props = [p for v in values if (p := _with(self.space, centre, knob, v)) and
+                 tuple(sorted(p.items())) not in seen]
+        return props or self._next_step(start)
+
+    def ask(self, number):
+        if self.steps:
+            first, props = self.steps[-1]
+            if number < first + len(props):
+                return props[number - first] if number >= first else None
+            if not all(n in self.results for n in range(first, first + len(props))):
+                return None
+        if self.span < 1e-3:
+            self.exhausted = True
+            return None
+        self.steps.append((number, self._next_step(number)))
+        return self.ask(number)
+
+
+def _with(space: Space, point: dict, knob: str, value) -> dict:
+    """``point`` with one knob changed, conditional knobs added or dropped to stay consistent."""
+    out = {}
+    for name, dim in space.dims.items():
+        if dim.when is None or dim.when.holds(out):
+            out[name] = value if name == knob else point.get(name, _start_point(space).get(name))
+    return out
+
+
+class MultiResolution(Strategy):
+    """Coarse to fine (§3.3.2): a first stage of random draws over the whole space, then each
+    stage draws around the ``keep`` best points so far, in a box half as wide as the last
+    (choices keep the centre's value with growing probability)."""
+
+    name = "multires"
+
+    def __init__(self, space, seed=0, stage_size=16, keep=3):
+        super().__init__(space, seed)
+        self.stage_size, self.keep = stage_size, keep
+
+    def ask(self, number):
+        stage, i = divmod(number, self.stage_size)
+        rng = self.rng(number)
+        if stage == 0:
+            return self.space.sample(rng)
+        first = stage * self.stage_size
+        if not all(n in self.results for n in range(first)):
+            return None
+        ranked = sorted(((v, n) for n, (p, v) in self.results.items() if n < first))
+        centre = self.results[ranked[i % min(self.keep, len(ranked))][1]][0]
+        width = 0.5 ** stage
+        point = {}
+        for name, dim in self.space.dims.items():
+            if dim.when is not None and not dim.when.holds(point):
+                continue
+            if name in centre and dim.numeric:
+                u = dim.to_unit(centre[name]) + width * (rng.random() - 0.5)
+                point[name] = dim.from_unit(min(max(u, 0.0), 1.0))
+            elif name in centre and rng.random() > width:
+                point[name] = centre[name]
+            else:
+                point[name] = dim.sample(rng)
+        return point
+
+
+class TPE(Strategy):
+    """Sequential model-based optimization with Optuna's TPE sampler, used as a library; in
+    parallel, pending trials are handled by its constant-liar mode."""
+
+    name = "tpe"
+
+    def __init__(self, space, seed=0, startup=10):
+        super().__init__(space, seed)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.optuna = optuna
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
+        self.study = optuna.create_study(sampler=sampler)
+        self.pending: dict[int, object] = {}
+
+    def _suggest(self, trial, name, dim):
+        if isinstance(dim, Choice):
+            return dim.values[trial.suggest_categorical(name, list(range(len(dim.values))))]
+        if not dim.numeric:
+            return dim.value
+        if dim.integer:
+            return trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)
+        return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+
+    def ask(self, number):
+        trial = self.study.ask()
+        params = {}
+        for name, dim in self.space.dims.items():
+            if dim.when is None or dim.when.holds(params):
+                params[name] = self._suggest(trial, name, dim)
+        self.pending[number] = trial
+        return params
+
+    def replay(self, number, params, value):
+        self.tell(number, params, value)               # TPE needs the results, not the old asks
+
+    def tell(self, number, params, value):
+        super().tell(number, params, value)
+        trial = self.pending.pop(number, None)
+        state = self.optuna.trial.TrialState.COMPLETE if value is not None and math.isfinite(value) \
+            else self.optuna.trial.TrialState.FAIL
+        if trial is not None:
+            self.study.tell(trial, value if state == self.optuna.trial.TrialState.COMPLETE else None, state=state)
+        else:                                           # a trial from before a resume
+            self.study.add_trial(self._frozen(params, value, state))
+
+    def _frozen(self, params, value, state):
+        dists, stored = {}, {}
+        d = self.optuna.distributions
+        for name, v in params.items():
+            dim = self.space.dims.get(name)
+            if isinstance(dim, Choice) and v in dim.values:
+                dists[name], stored[name] = d.CategoricalDistribution(list(range(len(dim.values)))), dim.values.index(v)
+            elif isinstance(dim, _Numeric) and dim.low <= v <= dim.high:
+                dists[name] = (d.IntDistribution(int(dim.low), int(dim.high), log=dim.log) if dim.integer
+                               else d.FloatDistribution(dim.low, dim.high, log=dim.log))
+                stored[name] = v
+        ok = state == self.optuna.trial.TrialState.COMPLETE
+        return self.optuna.trial.create_trial(params=stored, distributions=dists, value=value if ok else None,
+                                              state=state)
+
+
+STRATEGIES = {"random": RandomSearch, "grid": GridSearch, "coordinate": CoordinateDescent,
+              "multires": MultiResolution, "tpe": TPE}
+
+
+def make_strategy(name: str, space: Space, seed: int = 0, **options) -> Strategy:
+    if name not in STRATEGIES:
+        raise unknown("strategy (search.strategy)", name, STRATEGIES)
+    return STRATEGIES[name](space, seed, **options)
