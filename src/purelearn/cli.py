@@ -8,7 +8,7 @@ import sys
 import time
 
 from .config import load_config
-from .errors import PurelearnError
+from .errors import ConfigError, PurelearnError, unknown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,30 @@ def main(argv: list[str] | None = None) -> int:
                        help="override a config key with a TOML value, e.g. --set model.hidden=[256,256]")
     train.add_argument("--seed", type=int, help="shorthand for --set train.seed=N")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    tune = commands.add_parser("tune", help="search hyper-parameters; the study is kept in a store",
+                               description="Search the [search.space] of a config; running again extends or "
+                                           "resumes the same study.")
+    tune.add_argument("config", help="TOML file with [data], [model], [train], [search] and [search.space]")
+    tune.add_argument("--trials", type=int, help="total trials wanted (search.trials)")
+    tune.add_argument("--workers", type=int, help="worker processes (search.workers)")
+    tune.add_argument("--strategy", help="random, grid, coordinate, multires or tpe (search.strategy)")
+    tune.add_argument("--store", help="SQLite file or database URL (search.store)")
+    tune.add_argument("--study", help="study name (search.study; default: the config file's name)")
+    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    tune.add_argument("--evaluate-test", action="store_true",
+                      help="evaluate the selected configuration on the test split, once per study")
+    tune.add_argument("--force", action="store_true", help="with --evaluate-test: evaluate again (recorded)")
+    for name, help_text in (("trials", "table of a study's trials, best first"),
+                            ("best", "the best configuration as TOML, ready for `purelearn train`"),
+                            ("report", "HTML report with pictures of a study")):
+        p = commands.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("store", help="the study store (SQLite file or database URL)")
+        p.add_argument("--study", help="study name (needed when the store holds several)")
+        if name == "trials":
+            p.add_argument("--json", action="store_true", help="print a JSON list")
+        if name == "report":
+            p.add_argument("--out", default="report", help="output folder (default: report/)")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -80,7 +104,142 @@ class Progress:
             self.stream.write("\n")
 
 
-COMMANDS = {"train": train_command}
+def tune_command(args) -> int:
+    from pathlib import Path
+
+    from .config import load_search
+    from .execute import tune
+    from .search import parse_space
+
+    overrides = list(args.overrides) + [f"search.{k}={v!r}" if isinstance(v, str) else f"search.{k}={v}"
+                                        for k, v in (("trials", args.trials), ("workers", args.workers),
+                                                     ("strategy", args.strategy), ("store", args.store),
+                                                     ("study", args.study)) if v is not None]
+    config, spec, table = load_search(args.config, overrides)
+    space = parse_space(table)
+    store = spec.store or f"runs/{Path(config.data.name).stem}.db"
+    study_name = spec.study or Path(args.config).stem
+    print(f"study {study_name!r} in {store}: {spec.strategy} search of {len(space.dims)} knobs, "
+          f"{spec.trials} trials, {spec.workers} worker(s)", file=sys.stderr)
+    start = time.perf_counter()
+    study = tune(config, space, strategy=spec.strategy, trials=spec.trials, store=store, study=study_name,
+                 workers=spec.workers, seed=spec.seed, expand=spec.expand, options=spec.options(),
+                 progress=TuneProgress(sys.stderr))
+    summary = study_summary(study) | {"store": store, "seconds": round(time.perf_counter() - start, 3)}
+    if args.evaluate_test:
+        summary["test_error"] = study.evaluate_test(force=args.force)
+        summary["test_evaluations"] = len(study.store.test_evaluations(study.record))
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    best = study.best
+    print(f"{summary['complete']} complete, {summary['failed']} failed, {summary['diverged']} diverged "
+          f"in {summary['seconds']:.1f} s")
+    if best is not None:
+        print(f"best validation error {best.value:.4f} (trial {best.number}): "
+              + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+    for w in summary["warnings"]:
+        print(f"warning: {w}")
+    print(summary["plateau"]["message"])
+    if "test_error" in summary:
+        print(f"test error of the selected configuration: {summary['test_error']:.4f}")
+    return 0
+
+
+def study_summary(study) -> dict:
+    trials = study.trials
+    best = study.best
+    count = {s: sum(t.status == s for t in trials) for s in ("complete", "failed", "diverged", "interrupted")}
+    return {"study": study.name, "trials": len(trials), **count,
+            "best_value": None if best is None else best.value,
+            "best_trial": None if best is None else best.number,
+            "best_params": None if best is None else best.params,
+            "warnings": study.warnings(), "plateau": study.plateau()}
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class TuneProgress:
+    """Trials done / failed / running, best so far and time left, after every trial."""
+
+    def __init__(self, stream, every: float = 5.0):
+        self.stream, self.tty, self.every, self.last = stream, stream.isatty(), every, 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if not (self.tty or p.events or p.done == p.total or now - self.last >= self.every):
+            return
+        self.last = now
+        for event in p.events:
+            self.stream.write(("\n" if self.tty else "") + f"{event}\n")
+        best = "-" if p.best is None else f"{p.best:.4f}"
+        eta = "" if p.eta is None else f"  about {p.eta:.0f} s left"
+        line = (f"trials {p.done}/{p.total} done ({p.failed} failed, {p.running} running)  "
+                f"best {best}  {p.seconds:.0f} s{eta}")
+        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
+        self.stream.flush()
+
+
+def _open_study(args):
+    from .execute import Study
+    from .store import Store
+
+    store = Store(args.store, create=False)
+    names = store.study_names()
+    if args.study is None:
+        if len(names) != 1:
+            raise ConfigError(f"{args.store} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+                              "name one with --study.")
+        name = names[0]
+    elif args.study not in names:
+        raise unknown(f"study in {args.store}", args.study, names)
+    else:
+        name = args.study
+    return Study(store, store.study(name))
+
+
+def trials_command(args) -> int:
+    study = _open_study(args)
+    rows = sorted(study.trials, key=lambda t: (t.value is None, t.value if t.value is not None else 0, t.number))
+    if args.json:
+        print(json.dumps([{"number": t.number, "status": t.status, "value": t.value, "params": t.params,
+                           "seconds": t.seconds, "error": t.error, "seed": t.seed} for t in rows]))
+        return 0
+    knobs = list(dict.fromkeys(k for t in rows for k in t.params))
+    header = ["trial", "status", "valid err", "seconds", *knobs]
+    table = [[str(t.number), t.status, "-" if t.value is None else f"{t.value:.4f}",
+              "-" if t.seconds is None else f"{t.seconds:.1f}", *(_fmt(t.params[k]) if k in t.params else "-"
+                                                                for k in knobs)] for t in rows]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    for r in [header, *table]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def best_command(args) -> int:
+    from .config import to_toml
+
+    study = _open_study(args)
+    best = study.best
+    print(f"# best of study {study.name!r}: validation error {best.value:.4f} (trial {best.number})"
+          if best else "", end="\n" if best else "")
+    print(to_toml(study.best_config()), end="")
+    return 0
+
+
+def report_command(args) -> int:
+    from .report import write_report
+
+    study = _open_study(args)
+    path = write_report(study, args.out)
+    print(f"report written to {path}")
+    return 0
+
+
+COMMANDS = {"train": train_command, "tune": tune_command, "trials": trials_command, "best": best_command,
+            "report": report_command}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -172,3 +172,92 @@ def _jsonable(x):
     if isinstance(x, float) and not math.isfinite(x):
         return "inf" if x > 0 else "-inf"
     return x
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The ``[search]`` section: how ``purelearn tune`` searches.
+
+    strategy: random, grid, coordinate, multires or tpe. trials: the total wanted (a re-run
+    extends the study to it). workers: processes (one trial each). store: the SQLite file or
+    database URL (default runs/<data.name>.db). study: its name (default: the config file's
+    name). expand: widen an interval whose best value sits on its edge (§3.3.1). k, rounds: grid
+    values per knob and successive finer grids (k also sets coordinate descent's values per
+    step). stage_size, keep: multires stages and how many best points each refines. startup:
+    TPE's random trials before its model is used. The knobs are in ``[search.space]``.
+    """
+
+    strategy: str = "random"
+    trials: int = 64
+    seed: int = 0
+    workers: int = 1
+    store: str = ""
+    study: str = ""
+    expand: bool = False
+    k: int = 0
+    rounds: int = 1
+    stage_size: int = 16
+    keep: int = 3
+    startup: int = 10
+
+    def options(self) -> dict:
+        """The settings that belong to the chosen strategy."""
+        if self.strategy == "grid":
+            return {"k": self.k or 3, "rounds": self.rounds}
+        if self.strategy == "coordinate":
+            return {"k": self.k or 5}
+        if self.strategy == "multires":
+            return {"stage_size": self.stage_size, "keep": self.keep}
+        if self.strategy == "tpe":
+            return {"startup": self.startup}
+        return {}
+
+
+def load_search(path: str | Path, overrides=()) -> tuple[Config, SearchSpec, dict]:
+    """The training config, the ``[search]`` settings and the ``[search.space]`` table of a file;
+    overrides may set ``search.*`` keys too."""
+    table = read_toml(path)
+    search = dict(table.pop("search", {}) or {})
+    space = search.pop("space", None)
+    values = flatten(table)
+    search_values = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.startswith("search."):
+            search_values[key.removeprefix("search.")] = value
+        else:
+            values[key] = value
+    allowed = {f.name: f.default for f in fields(SearchSpec)}
+    merged = {}
+    for key, value in (search | search_values).items():
+        if key not in allowed:
+            raise unknown("key in [search]", key, list(allowed) + ["space"])
+        merged[key] = _coerce(f"search.{key}", value, allowed[key])
+    spec = SearchSpec(**merged)
+    if space is None:
+        raise ConfigError(f"{path}: a [search.space] table is needed for tune, e.g. "
+                          "[search.space] \"train.lr\" = \"loguniform(1e-4, 1)\".")
+    return Config().with_values(values), spec, space
+
+
+def to_toml(config: Config) -> str:
+    """The config as a TOML file ``purelearn train`` reads back."""
+    lines = []
+    d = config.to_dict()
+    lines.append(f"device = {_toml_value(d.pop('device'))}")
+    for section, table in d.items():
+        lines.append(f"\n[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return "inf" if v == "inf" else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)

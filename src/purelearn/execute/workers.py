@@ -22,19 +22,21 @@ class Inline:
     workers = 1
 
     def __init__(self, objective):
-        self.objective, self.done, self.busy = objective, [], 0
+        self.objective, self.job = objective, None
 
     @property
     def free(self) -> int:
-        return 0 if self.done else 1
+        return 0 if self.job else 1
 
     def submit(self, number: int, params: dict, seed: int) -> str:
-        self.done.append((number, run_trial(self.objective, params, seed)))
+        self.job = (number, params, seed)   # run in wait(), after the driver recorded the start
         return f"inline (pid {os.getpid()})"
 
     def wait(self) -> list[tuple[int, Outcome]]:
-        done, self.done = self.done, []
-        return done
+        if self.job is None:
+            return []
+        (number, params, seed), self.job = self.job, None
+        return [(number, run_trial(self.objective, params, seed))]
 
     def close(self) -> None:
         pass

@@ -18,6 +18,15 @@ from .space import OPS, Choice, Dimension, Fixed, IntLogUniform, IntUniform, Log
 
 FORMS = {"loguniform": LogUniform, "uniform": Uniform, "intuniform": IntUniform,
          "intloguniform": IntLogUniform, "choice": Choice, "fixed": Fixed}
+# Bounds no search may cross, for knobs whose meaning fixes them (a rate can't be negative, a
+# fraction stays in [0, 1], a layer has at least one unit); ``hard=[lo, hi]`` narrows them further.
+KNOWN_HARD = {"train.lr": (0.0, math.inf), "train.momentum": (0.0, 0.999), "train.l1": (0.0, math.inf),
+              "train.l2": (0.0, math.inf), "train.sparsity_coef": (0.0, math.inf),
+              "train.sparsity_target": (1e-6, 1 - 1e-6), "train.batch_size": (1, math.inf),
+              "train.patience": (1, math.inf), "train.tau": (1.0, math.inf), "train.alpha": (1e-6, math.inf),
+              "train.improvement": (0.0, 0.999), "train.adaptive_tau": (0.0, 0.999),
+              "model.layers": (1, math.inf), "model.units": (1, math.inf), "model.init_scale": (1e-6, math.inf),
+              "data.valid": (0.01, 0.9), "data.test": (0.0, 0.9)}
 _CONDITION = re.compile(r"^(?P<dim>.*\))\s+if\s+(?P<knob>[\w.]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>.+)$")
 
 
@@ -68,6 +77,8 @@ def parse_dimension(name: str, value) -> Dimension:
             return Fixed(args[0], when=when)
         if "hard" in kwargs:
             kwargs["hard"] = tuple(kwargs["hard"])
+        elif name in KNOWN_HARD or re.match(r"^model\.units_\d+$", name):
+            kwargs["hard"] = KNOWN_HARD.get(name, (1, math.inf))
         if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
             raise TypeError
         return FORMS[form](*args, **kwargs, when=when)

@@ -1,0 +1,67 @@
+"""One self-contained HTML page (pictures embedded) plus the PNGs, for a study."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from .plots import FIGURES
+
+
+def write_report(study, out: str | Path) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for name, make in FIGURES.items():
+        fig = make(study)
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        images[name] = base64.b64encode(path.read_bytes()).decode()
+    page = out / "index.html"
+    page.write_text(_page(study, images))
+    return page
+
+
+def _page(study, images: dict) -> str:
+    e = html.escape
+    trials = study.trials
+    best = study.best
+    finished = sorted(study.finished(), key=lambda t: t.value)
+    knobs = list(dict.fromkeys(k for t in trials for k in t.params))
+    rows = "".join(
+        f"<tr><td>{t.number}</td><td>{t.value:.4f}</td><td>{'' if t.seconds is None else f'{t.seconds:.1f}'}</td>"
+        + "".join(f"<td>{e(_fmt(t.params.get(k, '')))}</td>" for k in knobs) + "</tr>" for t in finished[:20])
+    counts = {s: sum(t.status == s for t in trials) for s in ("complete", "failed", "diverged", "interrupted")}
+    warnings = "".join(f"<li>{e(w)}</li>" for w in study.warnings()) or "<li>none</li>"
+    expansions = "".join(f"<li>{e(x['knob'])}: widened {e(x['side'])}ward from {x['old']} to {x['new']} after "
+                         f"{x['after_trials']} trials</li>" for x in study.record.settings.get("expansions", []))
+    tests = study.store.test_evaluations(study.record)
+    test = "".join(f"<li>trial {t['trial']}: test error {t['value']:.4f}{' (forced re-read)' if t['forced'] else ''}"
+                   "</li>" for t in tests) or "<li>not read yet</li>"
+    pictures = "".join(f'<h2>{e(name.capitalize())}</h2><img alt="{name}" src="data:image/png;base64,{b64}">'
+                       for name, b64 in images.items())
+    best_line = (f"best validation error <b>{best.value:.4f}</b> (trial {best.number})" if best else "no result yet")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>purelearn study {e(study.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}img{{max-width:100%}}</style></head>
+<body><h1>Study {e(study.name)}</h1>
+<p>{e(study.record.strategy)} search; {len(trials)} trials: {counts['complete']} complete, {counts['failed']} failed,
+{counts['diverged']} diverged, {counts['interrupted']} interrupted; {best_line}.</p>
+<p>{e(study.plateau()['message'])}</p>
+<h2>Warnings</h2><ul>{warnings}</ul>
+{f'<h2>Widened intervals</h2><ul>{expansions}</ul>' if expansions else ''}
+<h2>Test split (read once)</h2><ul>{test}</ul>
+{pictures}
+<h2>Best trials</h2><table><tr><th>trial</th><th>valid error</th><th>seconds</th>
+{''.join(f'<th>{e(k)}</th>' for k in knobs)}</tr>{rows}</table>
+</body></html>
+"""
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
