@@ -203,7 +203,7 @@ class SearchSpec:
     def options(self) -> dict:
         """The settings that belong to the chosen strategy."""
         if self.strategy == "grid":
-            return {"k": self.k or 3, "rounds": self.rounds}
+            return {"k": self.k or None, "rounds": self.rounds}
         if self.strategy == "coordinate":
             return {"k": self.k or 5}
         if self.strategy == "multires":

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import Config
@@ -148,6 +149,9 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
         raise ConfigError("tune needs a search space: a purelearn.Space or a [search.space] table.")
     objective = as_objective(objective)
     make_strategy(strategy, space, seed, **(options or {}))          # validate before touching the store
+    if isinstance(objective, ConfigObjective):
+        for i in range(8):                                           # every knob must name a config key
+            apply_params(objective.config, space.sample(np.random.default_rng(i)), 0)
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
         record = _open_study(store, study, strategy, space, seed, expand, options, objective)

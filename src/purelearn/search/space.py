@@ -95,7 +95,12 @@ class _Numeric(Dimension):
         return int(min(max(round(self._inv(a + u * (b - a))), self.low), self.high))
 
     def grid(self, k: int) -> list:
-        """k values evenly spaced on the knob's scale (log-spaced for log knobs), ends included."""
+        """k values evenly spaced on the knob's scale (log-spaced for log knobs), ends included;
+        for an integer knob with k = 0, every integer of the interval."""
+        if self.integer and not k:
+            if self.high - self.low > 100:
+                raise ConfigError(f"{self.describe()}: too many integers for a full grid; give search.k.")
+            return list(range(int(self.low), int(self.high) + 1))
         values = [self.from_unit(i / (k - 1)) if k > 1 else self.from_unit(0.5) for i in range(k)]
         if not self.integer:
             values = [float(f"{v:.12g}") for v in values]  # 1e-4, not 1.0000000000000009e-4

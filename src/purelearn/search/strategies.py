@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..errors import unknown
+from ..errors import ConfigError, unknown
 from .space import Choice, Space, _Numeric
 
 
@@ -95,9 +95,15 @@ class GridSearch(Strategy):
 
     name = "grid"
 
-    def __init__(self, space, seed=0, k=3, rounds=1):
+    def __init__(self, space, seed=0, k=None, rounds=1):
         super().__init__(space, seed)
-        self.k, self.rounds = k, rounds
+        continuous = [n for n, d in space.numeric().items() if not d.integer]
+        if k is None and continuous:
+            raise ConfigError(f"grid search needs the number of values per numerical knob (search.k) for "
+                              f"{', '.join(continuous)}.")
+        if k is not None and (not isinstance(k, int) or k < 2):
+            raise ConfigError(f"search.k = {k!r}: a grid needs at least 2 values per knob.")
+        self.k, self.rounds = k or 0, rounds
         self.blocks: list[tuple[int, list[dict]]] = []  # (first trial number, points) per round
 
     def _open_round(self, start: int) -> bool:
@@ -139,8 +145,8 @@ def _start_point(space: Space) -> dict:
 
 class CoordinateDescent(Strategy):
     """One knob at a time from the best configuration so far (§3.3.2): k values of the knob along
-    its axis (the others held at the best), the learning rate revisited every other step; a sweep
-    with no improvement halves the span searched around the best."""
+    its axis (the others held at the best), the learning rate revisited every other step. When a
+    knob's step leaves the best where it was, the span searched around it on that knob halves."""
 
     name = "coordinate"
 
@@ -148,7 +154,9 @@ class CoordinateDescent(Strategy):
         super().__init__(space, seed)
         self.k, self.lr_knob = k, lr_knob
         self.steps: list[tuple[int, list[dict]]] = []   # (first trial number, proposals)
-        self.span, self.step_index, self.sweep_best = 1.0, 0, math.inf
+        self.span = {n: 1.0 for n in space.dims}
+        self.last_centre: dict[str, object] = {}
+        self.step_index = 0
 
     def _order(self) -> list[str]:
         knobs = [n for n, d in self.space.dims.items() if d.numeric or isinstance(d, Choice)]
@@ -157,26 +165,25 @@ class CoordinateDescent(Strategy):
         others = [n for n in knobs if n != self.lr_knob] or [self.lr_knob]
         return [x for o in others for x in (self.lr_knob, o)]
 
-    def _next_step(self, start: int) -> list[dict]:
+    def _next_step(self) -> list[dict]:
         if not self.steps:
             return [_start_point(self.space)]
         order = self._order()
-        if self.step_index and self.step_index % len(order) == 0:
-            best = self.best()[1]
-            if best >= self.sweep_best:
-                self.span /= 2                          # a sweep without progress: look closer
-            self.sweep_best = best
-        knob = order[self.step_index % len(order)]
-        self.step_index += 1
-        centre = self.best()[0]
-        dim = self.space.dims[knob]
-        if knob not in centre:
-            return self._next_step(start)
-        values = _axis(dim, self.k, centre[knob], self.span) if dim.numeric else dim.grid(self.k)
         seen = {tuple(sorted(p.items())) for p, _ in self.results.values()}
-        props = [p for v in values if (p := _with(self.space, centre, knob, v)) and
-                 tuple(sorted(p.items())) not in seen]
-        return props or self._next_step(start)
+        for _ in range(2 * len(order)):
+            knob = order[self.step_index % len(order)]
+            self.step_index += 1
+            centre, dim = self.best()[0], self.space.dims[knob]
+            if knob not in centre or (dim.numeric and self.span[knob] < 1e-3):
+                continue
+            if self.last_centre.get(knob) == centre[knob]:
+                self.span[knob] /= 2                      # the last step on this knob didn't move it
+            self.last_centre[knob] = centre[knob]
+            values = _axis(dim, self.k, centre[knob], self.span[knob]) if dim.numeric else dim.grid(self.k)
+            props = [p for v in values if tuple(sorted((p := _with(self.space, centre, knob, v)).items())) not in seen]
+            if props:
+                return props
+        return []
 
     def ask(self, number):
         if self.steps:
@@ -185,10 +192,11 @@ class CoordinateDescent(Strategy):
                 return props[number - first] if number >= first else None
             if not all(n in self.results for n in range(first, first + len(props))):
                 return None
-        if self.span < 1e-3:
+        props = self._next_step()
+        if not props:
             self.exhausted = True
             return None
-        self.steps.append((number, self._next_step(number)))
+        self.steps.append((number, props))
         return self.ask(number)
 
 
