@@ -1,0 +1,216 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import purelearn as pl
+from purelearn.cli import main
+from purelearn.errors import ConfigError, StoreError, TestSetError
+from purelearn.store import Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+import objectives  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = pl.Space({"x": pl.Uniform(0, 1), "lr": pl.LogUniform(1e-4, 1)})
+
+
+def test_tune_a_function_and_extend_the_study(tmp_path):
+    db = tmp_path / "s.db"
+    first = pl.tune(objectives.quadratic, SPACE, trials=10, store=db, study="q", seed=3)
+    before = {t.number: (t.params, t.value, t.curve) for t in first.trials}
+    assert len(before) == 10 and all(t.status == "complete" for t in first.trials)
+    t0 = first.trials[0]
+    assert [r["examples_seen"] for r in t0.curve] == [100, 200, 300, 400, 500]
+    assert t0.curve[0]["valid_error"] == pytest.approx((t0.params["x"] - 0.3) ** 2 + 0.1)
+    more = pl.tune(objectives.quadratic, SPACE, trials=25, store=db, study="q", seed=3)
+    trials = more.trials
+    assert [t.number for t in trials] == list(range(25))
+    assert all((t.params, t.value, t.curve) == before[t.number] for t in trials[:10])   # nothing changed
+    assert len({tuple(t.params.values()) for t in trials}) == 25                      # nothing repeated
+    # the same 25 in one go give the same trials: trial i depends only on (seed, i)
+    fresh = pl.tune(objectives.quadratic, SPACE, trials=25, seed=3)
+    assert [t.params for t in fresh.trials] == [t.params for t in trials]
+    assert more.best.value == min(t.value for t in trials)
+    assert more.efficiency_curve()[-1]["best_of_first"] == more.best.value
+
+
+def test_a_study_refuses_another_strategy_or_space(tmp_path):
+    db = tmp_path / "s.db"
+    pl.tune(objectives.quadratic, SPACE, trials=3, store=db, study="q")
+    with pytest.raises(ConfigError, match="strategy 'random'"):
+        pl.tune(objectives.quadratic, SPACE, strategy="tpe", trials=3, store=db, study="q")
+    with pytest.raises(ConfigError, match="another space"):
+        pl.tune(objectives.quadratic, pl.Space(x=pl.Uniform(0, 2)), trials=3, store=db, study="q")
+
+
+def test_crashing_and_raising_trials_fail_alone_in_a_process_pool(tmp_path):
+    space = pl.Space(x=pl.Uniform(0, 1))
+    study = pl.tune(objectives.crashy, space, trials=16, store=tmp_path / "c.db", study="c", workers=2)
+    by_status = {s: [t for t in study.trials if t.status == s] for s in ("complete", "failed")}
+    assert len(study.trials) == 16 and len(by_status["complete"]) + len(by_status["failed"]) == 16
+    for t in by_status["failed"]:
+        assert t.params["x"] > 0.8 or t.params["x"] < 0.1
+        assert ("died" in t.error) if t.params["x"] > 0.8 else ("bad luck" in t.error)
+    assert all(0.1 <= t.params["x"] <= 0.8 for t in by_status["complete"]) and by_status["failed"]
+    assert len({t.worker for t in study.trials}) >= 2
+
+
+def test_store_schema_and_lock(tmp_path):
+    db = tmp_path / "s.db"
+    store = Store(db)
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE purelearn_info SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="newer purelearn"):
+        Store(db)
+    other = tmp_path / "o.db"
+    held = Store(other)
+    with held.lock("x"):
+        with pytest.raises(StoreError, match="in use by another purelearn run"):
+            pl.tune(objectives.quadratic, SPACE, trials=2, store=other, study="x")
+    assert Store(other).study_names() == []            # nothing was written
+    (tmp_path / "junk.db").write_text("not a database at all, just text " * 100)
+    with pytest.raises(StoreError, match="not a readable study store"):
+        Store(tmp_path / "junk.db")
+    del store
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "purelearn.cli", *args], capture_output=True, text=True,
+                          cwd=kw.get("cwd"), timeout=kw.get("timeout", 300))
+
+
+def _config(tmp_path, trials=12, extra=""):
+    cfg = tmp_path / "digits-search.toml"
+    cfg.write_text((ROOT / "examples" / "digits-random.toml").read_text()
+                   .replace("max_epochs = 30", "max_epochs = 3").replace("trials = 32", f"trials = {trials}")
+                   + extra)
+    return cfg
+
+
+def _rows(db):
+    """Trials as stored (read with the sqlite3 module, independently of purelearn); {} before
+    the store has its tables."""
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(db) as c:
+            return {r[0]: r[1:] for r in c.execute("SELECT number, status, params, value, curve FROM trials")}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def test_kill_9_mid_study_loses_nothing(tmp_path):
+    cfg = _config(tmp_path, trials=14)
+    db = tmp_path / "runs" / "digits.db"
+    proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if sum(r[0] == "complete" for r in _rows(db).values()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _rows(db)
+    complete = {n: r for n, r in before.items() if r[0] == "complete"}
+    assert 4 <= len(complete) < 14
+    run = _cli("tune", str(cfg), "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    after = _rows(db)
+    assert sorted(after) == list(range(14)) and all(r[0] == "complete" for r in after.values())
+    assert all(after[n] == r for n, r in complete.items())                 # finished trials unchanged
+    rerun = [n for n, r in before.items() if r[0] == "running"]
+    assert all(after[n][1] == before[n][1] for n in rerun)                # re-run with the same params
+    assert json.loads(run.stdout)["trials"] == 14
+
+
+def test_ctrl_c_marks_running_trials_interrupted(tmp_path):
+    cfg = _config(tmp_path, trials=200)
+    db = tmp_path / "runs" / "digits.db"
+    proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and sum(r[0] == "complete" for r in _rows(db).values()) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    statuses = [r[0] for r in _rows(db).values()]
+    assert "running" not in statuses and statuses.count("complete") >= 2 and statuses.count("interrupted") <= 1
+
+
+def test_cli_study_end_to_end(tmp_path):
+    cfg = _config(tmp_path, trials=8)
+    run = _cli("tune", str(cfg), "--json", "--evaluate-test", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["trials"] == 8 and summary["complete"] == 8 and summary["best_value"] < 0.3
+    assert 0 <= summary["test_error"] < 0.3 and summary["test_evaluations"] == 1
+    assert set(summary["best_params"]) >= {"train.lr", "model.units"}
+    assert "trials 8/8 done" in run.stderr
+
+    again = _cli("tune", str(cfg), "--evaluate-test", cwd=tmp_path)
+    assert again.returncode == 2 and "already read its test split" in again.stderr
+    forced = _cli("tune", str(cfg), "--json", "--evaluate-test", "--force", cwd=tmp_path)
+    assert json.loads(forced.stdout)["test_evaluations"] == 2
+
+    db = tmp_path / "runs" / "digits.db"
+    listing = _cli("trials", str(db), "--json")
+    rows = json.loads(listing.stdout)
+    assert len(rows) == 8 and [r["value"] for r in rows] == sorted(r["value"] for r in rows)
+    best = _cli("best", str(db))
+    (tmp_path / "best.toml").write_text(best.stdout)
+    retrain = _cli("train", str(tmp_path / "best.toml"), "--json")
+    assert retrain.returncode == 0, retrain.stderr
+    assert json.loads(retrain.stdout)["best_valid_error"] == pytest.approx(summary["best_value"], abs=1e-6)
+    report = _cli("report", str(db), "--out", str(tmp_path / "rep"))
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "rep" / "index.html").read_text()
+    for picture in ("efficiency", "marginals", "curves"):
+        assert f'alt="{picture}" src="data:image/png;base64,' in page
+        assert (tmp_path / "rep" / f"{picture}.png").stat().st_size > 5000
+
+
+def test_study_evaluates_the_test_split_once(tmp_path):
+    cfg = pl.config.load_config(ROOT / "examples" / "digits-mlp.toml", ["train.max_epochs=2"])
+    study = pl.tune(cfg, {"train.lr": "loguniform(1e-2, 1)"}, trials=3, store=tmp_path / "t.db", study="t")
+    value = study.evaluate_test()
+    with pytest.raises(TestSetError, match="already read"):
+        study.evaluate_test()
+    assert study.evaluate_test(force=True) == value
+    assert [e["forced"] for e in study.store.test_evaluations(study.record)] == [False, True]
+    weights = torch.load(study.store.weights_path(study.record), weights_only=True)
+    assert weights["W0"].shape[0] == 64
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--strategy", "gird"], "Did you mean 'grid'"),
+    (["--set", "search.strategy=grid"], "search.k"),
+    (["--trials", "0"], "trials = 0"),
+])
+def test_bad_search_input_exits_2_and_writes_nothing(tmp_path, extra, message, capsys):
+    cfg = _config(tmp_path)
+    assert main(["tune", str(cfg), "--store", str(tmp_path / "x.db"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_bad_knobs_in_a_config_exit_2(tmp_path, capsys):
+    for space, message in (('"train.lrr" = "loguniform(1e-3, 1)"', "Did you mean 'lr'"),
+                           ('"train.lr" = "loguniform(0, 1)"', "can't touch 0"),
+                           ('"train.lr" = "loguniform(1, 0.1)"', "inverted"),
+                           ('"model.units_2" = "intuniform(1, 9) if model.depth >= 2"', "doesn't exist")):
+        cfg = tmp_path / "bad.toml"
+        cfg.write_text(f'[data]\nname = "digits"\n[search]\ntrials = 2\nstore = "{tmp_path / "b.db"}"\n'
+                       f"[search.space]\n{space}\n")
+        assert main(["tune", str(cfg)]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "b.db").exists() or Store(tmp_path / "b.db").study_names() == []
