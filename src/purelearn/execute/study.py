@@ -214,7 +214,8 @@ class _Driver:
         try:
             while True:
                 while pool.free and (queue or next_number < self.total) and not self.strategy.exhausted:
-                    if queue:
+                    rerun = bool(queue)
+                    if rerun:
                         t = queue.pop(0)
                         params, number = t.params, t.number
                     else:
@@ -224,7 +225,7 @@ class _Driver:
                         number, next_number = next_number, next_number + 1
                     trial = Trial(number, params, "running", seed=trial_seed(self.seed, number), started=time.time())
                     trial.worker = pool.submit(number, params, trial.seed)
-                    self.store.start_trial(self.record, trial)
+                    self.store.start_trial(self.record, trial, replace=rerun)
                     running[number] = trial
                 if not running:
                     break

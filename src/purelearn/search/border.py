@@ -49,8 +49,10 @@ class BorderRule:
     def after_tell(self) -> list[Expansion]:
         s = self.strategy
         n = len(s.results)
+        if not self.expand or n < self.min_trials:
+            return []
         best = s.best()
-        if not self.expand or n < self.min_trials or best is None or best[1] == float("inf"):
+        if best is None or best[1] == float("inf"):
             return []
         new = []
         for name, dim in s.space.numeric().items():

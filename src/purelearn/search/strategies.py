@@ -25,13 +25,17 @@ class Strategy(abc.ABC):
         self.space, self.seed = space, seed
         self.results: dict[int, tuple[dict, float]] = {}  # number -> (params, value) of finished trials
         self.exhausted = False
+        self._best: tuple[float, int] | None = None       # (value, number), kept as results arrive
 
     @abc.abstractmethod
     def ask(self, number: int) -> dict | None:
         """The parameters of trial ``number``, or None while waiting for results."""
 
     def tell(self, number: int, params: dict, value: float | None) -> None:
-        self.results[number] = (params, math.inf if value is None or math.isnan(value) else value)
+        value = math.inf if value is None or math.isnan(value) else value
+        self.results[number] = (params, value)
+        if self._best is None or (value, number) < self._best:
+            self._best = (value, number)
 
     def replay(self, number: int, params: dict, value: float | None) -> None:
         """Re-live a stored trial on resume: ask (to rebuild the bookkeeping), then tell."""
@@ -43,10 +47,14 @@ class Strategy(abc.ABC):
         self.space = space
 
     def best(self, numbers=None) -> tuple[dict, float] | None:
+        """(params, value) of the best finished trial, among ``numbers`` if given; ties go to the
+        earlier trial."""
+        if numbers is None:
+            return None if self._best is None else (self.results[self._best[1]][0], self._best[0])
         items = [(v, n, p) for n, (p, v) in self.results.items() if numbers is None or n in numbers]
         if not items:
             return None
-        v, n, p = min(items, key=lambda t: (t[0], t[1]))   # ties go to the earlier trial
+        v, n, p = min(items, key=lambda t: (t[0], t[1]))
         return p, v
 
     def rng(self, *key) -> np.random.Generator:

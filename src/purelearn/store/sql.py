@@ -58,6 +58,16 @@ tests = sa.Table(
     sa.Column("at", sa.Float, nullable=False))
 
 
+# Statements built once: building them per call costs more than the database work itself.
+_DELETE_TRIAL = trials.delete().where((trials.c.study_id == sa.bindparam("sid")) &
+                                      (trials.c.number == sa.bindparam("num")))
+_INSERT_TRIAL = trials.insert()
+_FINISH_TRIAL = trials.update().where((trials.c.study_id == sa.bindparam("sid")) &
+                                      (trials.c.number == sa.bindparam("num"))).values(
+    status=sa.bindparam("st"), value=sa.bindparam("val"), curve=sa.bindparam("cur"), error=sa.bindparam("err"),
+    worker=sa.bindparam("wrk"), ended=sa.bindparam("end"))
+
+
 @dataclass
 class Trial:
     """One trial as stored: its parameters, status, validation value and learning curve."""
@@ -200,20 +210,21 @@ class Store:
             return [Trial(r.number, json.loads(r.params), r.status, r.value, json.loads(r.curve or "[]"), r.error,
                           r.seed, r.worker, r.started, r.ended) for r in rows]
 
-    def start_trial(self, study: StudyRecord, trial: Trial) -> None:
-        """Record a trial as running (replacing an interrupted or failed record of the same number)."""
+    def start_trial(self, study: StudyRecord, trial: Trial, replace: bool = False) -> None:
+        """Record a trial as running; ``replace`` drops an earlier (interrupted) record of it."""
         with self.engine.begin() as c:
-            c.execute(trials.delete().where((trials.c.study_id == study.id) & (trials.c.number == trial.number)))
-            c.execute(trials.insert().values(study_id=study.id, number=trial.number, params=json.dumps(trial.params),
-                                             status="running", seed=trial.seed, worker=trial.worker,
-                                             started=trial.started))
+            if replace:
+                c.execute(_DELETE_TRIAL, {"sid": study.id, "num": trial.number})
+            c.execute(_INSERT_TRIAL, {"study_id": study.id, "number": trial.number, "params": json.dumps(trial.params),
+                                      "status": "running", "seed": trial.seed, "worker": trial.worker,
+                                      "started": trial.started})
 
     def finish_trial(self, study: StudyRecord, trial: Trial) -> None:
         """Write a trial's outcome whole, in one transaction."""
         with self.engine.begin() as c:
-            c.execute(trials.update().where((trials.c.study_id == study.id) & (trials.c.number == trial.number))
-                      .values(status=trial.status, value=trial.value, curve=json.dumps(trial.curve),
-                              error=trial.error, worker=trial.worker, ended=trial.ended))
+            c.execute(_FINISH_TRIAL, {"sid": study.id, "num": trial.number, "st": trial.status, "val": trial.value,
+                                      "cur": json.dumps(trial.curve), "err": trial.error, "wrk": trial.worker,
+                                      "end": trial.ended})
 
     def interrupt_running(self, study: StudyRecord) -> int:
         """Mark trials left 'running' by a run that is gone as interrupted; returns how many."""
