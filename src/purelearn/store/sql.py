@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,7 +151,7 @@ class Store:
             return
         if self.path is None:
             with self.engine.connect() as c:
-                key = abs(hash(study)) % (2 ** 62)
+                key = zlib.crc32(f"purelearn:{study}".encode())   # the same in every process
                 if not c.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                     raise StoreError(f"study {study!r} is being run by another purelearn process.")
                 try:
@@ -246,11 +247,15 @@ class Store:
 
     def weights_path(self, study: StudyRecord) -> Path:
         """Where the best trial's parameters are kept: a file beside the database."""
-        if self.path is None:
+        if self.memory:
             if not hasattr(self, "_scratch"):
                 import tempfile
                 self._scratch = tempfile.TemporaryDirectory(prefix="purelearn-")
             return Path(self._scratch.name) / f"{study.name}.best.pt"
+        if self.path is None:                        # a database server: keep the file under runs/
+            folder = Path("runs")
+            folder.mkdir(exist_ok=True)
+            return folder / f"{self.engine.url.database}.{study.name}.best.pt"
         return self.path.with_name(f"{self.path.name}.{study.name}.best.pt")
 
 
