@@ -3,6 +3,7 @@ too narrow. Warn, and with ``expand`` grow the interval past that edge and keep 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .space import Space
@@ -34,7 +35,8 @@ def border_warnings(space: Space, finished: list[tuple[dict, float]], expansions
             out.append(f"{name}: the best value {best[name]:.4g} lies near the {side} edge of the searched "
                        f"interval [{dim.low:g}, {dim.high:g}], so the optimum may be further {way}{note}.")
         tried = {p[name] for p, _ in done if name in p}
-        if 0 < len(tried) <= 3:
+        possible = dim.high - dim.low + 1 if dim.integer else math.inf
+        if 0 < len(tried) <= 3 and len(tried) < possible:
             out.append(f"{name}: tried at only {len(tried)} value(s); its effect can't be judged from so few.")
     return out
 

@@ -93,7 +93,10 @@ def _axis(dim, k, centre, shrink):
         return dim.grid(k)
     u = dim.to_unit(centre)
     lo, hi = max(0.0, u - shrink / 2), min(1.0, u + shrink / 2)
-    return list(dict.fromkeys(dim.from_unit(lo + (hi - lo) * i / (k - 1)) for i in range(k)))
+    values = [dim.from_unit(lo + (hi - lo) * i / (k - 1)) for i in range(k)]
+    if dim.integer:      # rounding may swallow a narrow window: always look at the next integers
+        values += [v for v in (centre - 1, centre + 1) if dim.low <= v <= dim.high]
+    return sorted(dict.fromkeys(values))
 
 
 class GridSearch(Strategy):
