@@ -91,7 +91,7 @@ def _config(tmp_path, trials=12, extra=""):
     cfg = tmp_path / "digits-search.toml"
     cfg.write_text((ROOT / "examples" / "digits-random.toml").read_text()
                    .replace("max_epochs = 30", "max_epochs = 3").replace("trials = 32", f"trials = {trials}")
-                   + extra)
+                   .replace("workers = 0 ", "workers = 1 ") + extra)
     return cfg
 
 
@@ -144,7 +144,7 @@ def test_ctrl_c_marks_running_trials_interrupted(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
     statuses = [r[0] for r in _rows(db).values()]
-    assert "running" not in statuses and statuses.count("complete") >= 2 and statuses.count("interrupted") <= 1
+    assert "running" not in statuses and statuses.count("complete") >= 2 and "interrupted" in statuses
 
 
 def test_cli_study_end_to_end(tmp_path):

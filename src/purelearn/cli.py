@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
                                            "resumes the same study.")
     tune.add_argument("config", help="TOML file with [data], [model], [train], [search] and [search.space]")
     tune.add_argument("--trials", type=int, help="total trials wanted (search.trials)")
-    tune.add_argument("--workers", type=int, help="worker processes (search.workers)")
+    tune.add_argument("--workers", type=int, help="worker processes (search.workers; default: one per core)")
+    tune.add_argument("--population", help="trials per batched population: auto (measured) or a number; "
+                                           "1 trains one trial at a time (search.population)")
+    tune.add_argument("--memory-limit", type=int, metavar="MB", help="memory a population may use (search.memory_limit)")
     tune.add_argument("--strategy", help="random, grid, coordinate, multires or tpe (search.strategy)")
     tune.add_argument("--store", help="SQLite file or database URL (search.store)")
     tune.add_argument("--study", help="study name (search.study; default: the config file's name)")
@@ -114,18 +117,21 @@ def tune_command(args) -> int:
     overrides = list(args.overrides) + [f"search.{k}={v!r}" if isinstance(v, str) else f"search.{k}={v}"
                                         for k, v in (("trials", args.trials), ("workers", args.workers),
                                                      ("strategy", args.strategy), ("store", args.store),
-                                                     ("study", args.study)) if v is not None]
+                                                     ("study", args.study), ("population", args.population),
+                                                     ("memory_limit", args.memory_limit)) if v is not None]
     config, spec, table = load_search(args.config, overrides)
     space = parse_space(table)
     store = spec.store or f"runs/{Path(config.data.name).stem}.db"
     study_name = spec.study or Path(args.config).stem
     print(f"study {study_name!r} in {store}: {spec.strategy} search of {len(space.dims)} knobs, "
-          f"{spec.trials} trials, {spec.workers} worker(s)", file=sys.stderr)
+          f"{spec.trials} trials", file=sys.stderr)
     start = time.perf_counter()
     study = tune(config, space, strategy=spec.strategy, trials=spec.trials, store=store, study=study_name,
-                 workers=spec.workers, seed=spec.seed, expand=spec.expand, options=spec.options(),
-                 progress=TuneProgress(sys.stderr))
-    summary = study_summary(study) | {"store": store, "seconds": round(time.perf_counter() - start, 3)}
+                 workers=spec.workers or None, population=spec.population_size(),
+                 memory_limit=spec.memory_limit * 2 ** 20 or None, seed=spec.seed, expand=spec.expand,
+                 options=spec.options(), progress=TuneProgress(sys.stderr))
+    summary = study_summary(study) | {"store": store, "seconds": round(time.perf_counter() - start, 3),
+                                      "schedule": getattr(study, "schedule", None)}
     if args.evaluate_test:
         summary["test_error"] = study.evaluate_test(force=args.force)
         summary["test_evaluations"] = len(study.store.test_evaluations(study.record))

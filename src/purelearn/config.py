@@ -179,7 +179,9 @@ class SearchSpec:
     """The ``[search]`` section: how ``purelearn tune`` searches.
 
     strategy: random, grid, coordinate, multires or tpe. trials: the total wanted (a re-run
-    extends the study to it). workers: processes (one trial each). store: the SQLite file or
+    extends the study to it). workers: processes (0: one per core). population: trials trained
+    together as one batched population in a process, "auto" (measured) or a number (1: one
+    trial at a time). memory_limit: MB a population may use (0: half the free memory). store: the SQLite file or
     database URL (default runs/<data.name>.db). study: its name (default: the config file's
     name). expand: widen an interval whose best value sits on its edge (§3.3.1). k, rounds: grid
     values per knob and successive finer grids (k also sets coordinate descent's values per
@@ -190,7 +192,9 @@ class SearchSpec:
     strategy: str = "random"
     trials: int = 64
     seed: int = 0
-    workers: int = 1
+    workers: int = 0
+    population: str = "auto"
+    memory_limit: int = 0
     store: str = ""
     study: str = ""
     expand: bool = False
@@ -199,6 +203,17 @@ class SearchSpec:
     stage_size: int = 16
     keep: int = 3
     startup: int = 10
+
+    def population_size(self) -> int | str:
+        if self.population == "auto":
+            return "auto"
+        try:
+            size = int(self.population)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ConfigError(f"search.population = {self.population!r}: use \"auto\" or a whole number >= 1.")
+        return size
 
     def options(self) -> dict:
         """The settings that belong to the chosen strategy."""
@@ -232,6 +247,8 @@ def load_search(path: str | Path, overrides=()) -> tuple[Config, SearchSpec, dic
     for key, value in (search | search_values).items():
         if key not in allowed:
             raise unknown("key in [search]", key, list(allowed) + ["space"])
+        if key == "population" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)                       # "auto" or a number
         merged[key] = _coerce(f"search.{key}", value, allowed[key])
     spec = SearchSpec(**merged)
     if space is None:

@@ -49,24 +49,56 @@ def _splits(config: Config):
     """Splits are made once per process per data spec: every trial of a study shares them."""
     key = repr(config.data)
     if key not in _SPLITS:
-        _SPLITS.clear()
+        if len(_SPLITS) >= 4:
+            _SPLITS.clear()
         _SPLITS[key] = config.data.splits()
     return _SPLITS[key]
 
 
+def _outcome(result) -> Outcome:
+    value = result.best_valid_error if math.isfinite(result.best_valid_error) else None
+    return Outcome("diverged" if result.diverged else "complete", value, result.curve, weights=result.params)
+
+
 @dataclass
 class ConfigObjective:
-    """Train the config with a trial's knobs applied; the value is the best validation error."""
+    """Train the config with a trial's knobs applied; the value is the best validation error.
+
+    A batch of trials trains as populations (§3.4 at the speed of the hardware): trials that
+    share data and structure are members of one population of at most ``max_population``."""
 
     config: Config
+    max_population: int | None = None
 
     def __call__(self, params: dict, seed: int) -> Outcome:
-        from ..train import fit
+        return next(iter(self.run_batch([(0, params, seed)])))[1]
 
-        cfg = apply_params(self.config, params, seed)
-        result = fit(_splits(cfg), cfg.member(), device=cfg.device)
-        value = result.best_valid_error if math.isfinite(result.best_valid_error) else None
-        return Outcome("diverged" if result.diverged else "complete", value, result.curve, weights=result.params)
+    def run_batch(self, jobs):
+        """Yield (number, Outcome) for jobs [(number, params, seed)], each as soon as its trial
+        stops; a trial whose settings are refused fails alone, at once."""
+        from ..train import check_member, fit_iter
+
+        groups: dict[tuple, list] = {}
+        for number, params, seed in jobs:
+            try:
+                cfg = apply_params(self.config, params, seed)
+                splits = _splits(cfg)
+                member = check_member(cfg.member(), splits)
+            except PurelearnError as e:
+                yield number, Outcome("failed", error=f"{type(e).__name__}: {e}")
+                continue
+            groups.setdefault((repr(cfg.data), cfg.device), []).append((number, member, splits))
+        for (_, device), group in groups.items():
+            done = set()
+            try:
+                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], device=device,
+                                          max_population=self.max_population):
+                    done.add(j)
+                    yield group[j][0], _outcome(result)
+            except Exception as e:  # the population broke: its unfinished trials fail, the study goes on
+                for j, (number, _, _) in enumerate(group):
+                    if j not in done:
+                        yield number, Outcome("failed", error=f"{type(e).__name__}: {e}")
 
 
 @dataclass
@@ -87,6 +119,10 @@ class FunctionObjective:
         if math.isnan(value):
             return Outcome("failed", None, curve, "the objective returned NaN")
         return Outcome("complete", value if math.isfinite(value) else None, curve)
+
+    def run_batch(self, jobs):
+        for number, params, seed in jobs:
+            yield number, run_trial(self, params, seed)
 
 
 def run_trial(objective, params: dict, seed: int) -> Outcome:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from ..search import BorderRule, Expansion, Space, border_warnings, efficiency_c
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial
 from .objective import ConfigObjective, apply_params, as_objective
+from .schedule import Schedule, calibrate, choose, default_memory_limit
 from .workers import EXECUTORS
 
 FINISHED = ("complete", "failed", "diverged")
@@ -32,6 +33,7 @@ class Study:
 
     def __init__(self, store: Store, record: StudyRecord):
         self.store, self.record = store, record
+        self.schedule: str | None = None          # how the last run batched its trials
 
     @property
     def name(self) -> str:
@@ -126,22 +128,29 @@ class Progress:
 
 
 def tune(objective, space: Space | dict | None = None, *, strategy: str = "random", trials: int = 64,
-         store=None, study: str = "study", workers: int = 1, executor: str | None = None, seed: int = 0,
-         expand: bool = False, options: dict | None = None, progress=None) -> Study:
+         store=None, study: str = "study", workers: int | None = None, population: int | str = "auto",
+         memory_limit: int | None = None, executor: str | None = None, seed: int = 0, expand: bool = False,
+         options: dict | None = None, progress=None) -> Study:
     """Search ``space`` for the best settings of ``objective`` and return the :class:`Study`.
 
     objective: a :class:`purelearn.config.Config` (each trial trains it with the trial's knobs set)
     or a function ``objective(params, report) -> float`` (lower is better). ``trials`` is the
     total wanted: running again on the same ``store`` and ``study`` extends or resumes it, never
-    repeating a finished trial; interrupted trials are re-run. ``executor``: 'inline' (this
-    process) or 'process' (a pool of ``workers`` processes; the default when workers > 1).
+    repeating a finished trial; interrupted trials are re-run.
+
+    A config's trials train as batched populations of up to ``population`` members in each of
+    ``workers`` processes; with ``population='auto'`` (and workers None) a short measurement on
+    the study's own models picks both (see :mod:`purelearn.execute.schedule`). ``memory_limit``
+    (bytes) caps a population's memory. A function objective runs one trial at a time, in
+    ``workers`` processes (default 1: in this process). ``executor``: 'inline' or 'process'.
     """
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"trials = {trials!r} must be a whole number >= 1.")
-    if not isinstance(workers, int) or workers < 1:
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers = {workers!r} must be a whole number >= 1.")
-    executor = executor or ("process" if workers > 1 else "inline")
-    if executor not in EXECUTORS:
+    if population != "auto" and (not isinstance(population, int) or population < 1):
+        raise ConfigError(f"population = {population!r} must be 'auto' or a whole number >= 1.")
+    if executor is not None and executor not in EXECUTORS:
         from ..errors import unknown
         raise unknown("executor", executor, EXECUTORS)
     space = parse_space(space) if isinstance(space, dict) and not isinstance(space, Space) else space
@@ -155,7 +164,21 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
         record = _open_study(store, study, strategy, space, seed, expand, options, objective)
-        return _Driver(store, record, objective, trials, workers, executor, progress).run()
+        planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
+        return _Driver(store, record, objective, trials, planner, executor, progress).run()
+
+
+def _plan(objective, space, seed, trials, workers, population, memory_limit) -> Schedule:
+    """Decide how trials are batched and spread over processes (one line says why)."""
+    cores = os.cpu_count() or 1
+    if not isinstance(objective, ConfigObjective):
+        return choose(None, trials, cores, 0, workers or 1)
+    if population == 1:
+        w = workers or cores
+        return Schedule(w, 1, f"one trial at a time in each of {w} process(es), as asked")
+    cal = calibrate(objective.config, space, seed)
+    limit = memory_limit or default_memory_limit(cal.device, workers or cores)
+    return choose(cal, trials, cores, limit, workers, None if population == "auto" else population)
 
 
 def _open_study(store, name, strategy, space, seed, expand, options, objective) -> StudyRecord:
@@ -176,7 +199,7 @@ def _open_study(store, name, strategy, space, seed, expand, options, objective) 
 
 
 class _Driver:
-    def __init__(self, store, record, objective, trials, workers, executor, progress):
+    def __init__(self, store, record, objective, trials, planner, executor, progress):
         self.store, self.record, self.objective = store, record, objective
         self.total, self.progress = trials, progress
         settings = record.settings
@@ -184,7 +207,7 @@ class _Driver:
         self.strategy = make_strategy(record.strategy, parse_space(settings["initial_space"]), self.seed,
                                       **settings.get("options", {}))
         self.border = BorderRule(self.strategy, settings.get("expand", False))
-        self.executor_kind, self.workers = executor, workers
+        self.planner, self.executor_kind = planner, executor
         self.start = time.perf_counter()
 
     def _replay(self, stored: list[Trial]) -> list[Trial]:
@@ -209,36 +232,56 @@ class _Driver:
         self.best = math.inf if best is None else best.value
         if sum(self.counts.values()) >= self.total and not queue:
             return Study(self.store, self.record)
-        pool = EXECUTORS[self.executor_kind](self.objective, *([self.workers] if self.executor_kind == "process" else []))
+        self.plan = self.planner()                    # measured only when there is work to do
+        if isinstance(self.objective, ConfigObjective):
+            self.objective = replace(self.objective, max_population=self.plan.population)
+        kind = self.executor_kind or ("process" if self.plan.workers > 1 else "inline")
+        pool = EXECUTORS[kind](self.objective, *([self.plan.workers] if kind == "process" else []))
+        self._report(0, [f"schedule: {self.plan.reason}"])
         running: dict[int, Trial] = {}
         try:
             while True:
                 while pool.free and (queue or next_number < self.total) and not self.strategy.exhausted:
-                    rerun = bool(queue)
-                    if rerun:
-                        t = queue.pop(0)
-                        params, number = t.params, t.number
-                    else:
-                        params = self.strategy.ask(next_number)
-                        if params is None:
-                            break
-                        number, next_number = next_number, next_number + 1
-                    trial = Trial(number, params, "running", seed=trial_seed(self.seed, number), started=time.time())
-                    trial.worker = pool.submit(number, params, trial.seed)
-                    self.store.start_trial(self.record, trial, replace=rerun)
-                    running[number] = trial
+                    batch, next_number = self._next_batch(queue, next_number)
+                    if not batch:
+                        break
+                    worker = pool.submit([(t.number, t.params, t.seed) for t, _ in batch])
+                    for t, rerun in batch:
+                        t.worker = worker
+                        self.store.start_trial(self.record, t, replace=rerun)
+                        running[t.number] = t
                 if not running:
                     break
                 for number, outcome in pool.wait():
                     self._record(running.pop(number), outcome, len(running))
         except BaseException:
-            if isinstance(pool, EXECUTORS["process"]):
-                pool.terminate()
+            pool.terminate()
             self.store.interrupt_running(self.record)
             raise
         pool.close()
         self.store.update_study(self.record)
-        return Study(self.store, self.record)
+        study = Study(self.store, self.record)
+        study.schedule = self.plan.reason
+        return study
+
+    def _next_batch(self, queue: list[Trial], next_number: int) -> tuple[list[tuple[Trial, bool]], int]:
+        """Up to one population of (trial, is a re-run): interrupted trials first, then new ones
+        from the strategy."""
+        batch = []
+        while len(batch) < self.plan.population:
+            if queue:
+                old = queue.pop(0)
+                batch.append((Trial(old.number, old.params, "running", seed=old.seed, started=time.time()), True))
+                continue
+            if next_number >= self.total or self.strategy.exhausted:
+                break
+            params = self.strategy.ask(next_number)
+            if params is None:
+                break
+            batch.append((Trial(next_number, params, "running", seed=trial_seed(self.seed, next_number),
+                                started=time.time()), False))
+            next_number += 1
+        return batch, next_number
 
     def _record(self, trial: Trial, outcome, running: int) -> None:
         trial.status, trial.value, trial.curve = outcome.status, outcome.value, outcome.curve
@@ -257,6 +300,9 @@ class _Driver:
             self.best = trial.value
             if outcome.weights is not None:
                 _save_atomic(outcome.weights, self.store.weights_path(self.record))
+        self._report(running, events)
+
+    def _report(self, running: int, events: list[str]) -> None:
         if self.progress is not None:
             done = sum(self.counts.values())
             self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,

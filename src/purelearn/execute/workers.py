@@ -1,8 +1,10 @@
 """Where trials run: in the calling process, or in a pool of worker processes.
 
-The pool is a set of processes with one pipe each, so the driver always knows which trial each
-worker holds: a worker that crashes or is killed fails only its own trial and is replaced.
-Workers run torch with one thread each (one worker per core is the default).
+Work is handed out in batches of trials (a batch of a config objective trains as populations)
+and results come back one trial at a time, as each trial stops, so the driver records a
+finished trial at once even while the rest of its batch trains. Each pool worker has its own
+pipe, so the driver always knows which trials a worker holds: a worker that crashes or is
+killed fails only its own unfinished trials and is replaced.
 """
 
 from __future__ import annotations
@@ -10,65 +12,82 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import traceback
 from multiprocessing.connection import wait
 
 from ..errors import PurelearnError
-from .objective import Outcome, run_trial
+from .objective import Outcome
 
 
 class Inline:
-    """Run each trial in the calling process, at once (for debugging and small studies)."""
+    """Run each batch in the calling process (for debugging and small studies)."""
 
     workers = 1
 
     def __init__(self, objective):
-        self.objective, self.job = objective, None
+        self.objective, self.running, self.unfinished = objective, None, set()
 
     @property
     def free(self) -> int:
-        return 0 if self.job else 1
+        return 0 if self.unfinished else 1
 
-    def submit(self, number: int, params: dict, seed: int) -> str:
-        self.job = (number, params, seed)   # run in wait(), after the driver recorded the start
+    def submit(self, batch: list[tuple[int, dict, int]]) -> str:
+        self.running = iter(self.objective.run_batch(batch))   # starts in wait(), after the driver recorded it
+        self.unfinished = {number for number, _, _ in batch}
         return f"inline (pid {os.getpid()})"
 
     def wait(self) -> list[tuple[int, Outcome]]:
-        if self.job is None:
+        """The next finished trial of the running batch."""
+        if not self.unfinished:
             return []
-        (number, params, seed), self.job = self.job, None
-        return [(number, run_trial(self.objective, params, seed))]
+        try:
+            number, outcome = next(self.running)
+        except StopIteration:
+            lost, self.unfinished = sorted(self.unfinished), set()
+            return [(n, Outcome("failed", error="the batch ended without this trial")) for n in lost]
+        self.unfinished.discard(number)
+        return [(number, outcome)]
 
     def close(self) -> None:
         pass
 
+    terminate = close
 
-def _worker(objective, conn) -> None:
+
+def _worker(objective, conn, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides how a run stops
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     while True:
         job = conn.recv()
         if job is None:
             return
-        number, params, seed = job
-        conn.send((number, run_trial(objective, params, seed)))
+        batch_id, batch = job
+        try:
+            for number, outcome in objective.run_batch(batch):
+                conn.send(("result", batch_id, number, outcome))
+        except Exception as e:  # a bug outside any one trial: fail what is left, keep the worker
+            conn.send(("error", batch_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"))
 
 
 class ProcessPool:
-    """``workers`` processes (default: one per core), each training one trial at a time."""
+    """``workers`` processes (default: one per core), each running one batch at a time with
+    ``threads`` torch threads."""
 
-    def __init__(self, objective, workers: int | None = None):
-        self.objective = objective
+    def __init__(self, objective, workers: int | None = None, threads: int = 1):
+        self.objective, self.threads = objective, threads
         self.workers = workers or os.cpu_count() or 1
         self.ctx = mp.get_context("spawn")
         self.slots = [self._start() for _ in range(self.workers)]
-        self.jobs: dict[int, tuple[int, dict, int] | None] = {i: None for i in range(self.workers)}
+        # per worker: (batch id, numbers of the batch not finished yet), or None when idle
+        self.jobs: dict[int, tuple[int, set] | None] = {i: None for i in range(self.workers)}
+        self.batches = 0
         self.deaths_in_a_row = 0
 
     def _start(self):
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(self.objective, child), daemon=True)
+        proc = self.ctx.Process(target=_worker, args=(self.objective, child, self.threads), daemon=True)
         proc.start()
         child.close()
         return proc, parent
@@ -77,15 +96,16 @@ class ProcessPool:
     def free(self) -> int:
         return sum(job is None for job in self.jobs.values())
 
-    def submit(self, number: int, params: dict, seed: int) -> str:
-        """Hand a trial to a free worker; returns which worker took it."""
+    def submit(self, batch: list[tuple[int, dict, int]]) -> str:
+        """Hand a batch to a free worker; returns which worker took it."""
         i = next(i for i, job in self.jobs.items() if job is None)
-        self.jobs[i] = (number, params, seed)
-        self.slots[i][1].send((number, params, seed))
+        self.batches += 1
+        self.jobs[i] = (self.batches, {number for number, _, _ in batch})
+        self.slots[i][1].send((self.batches, batch))
         return f"worker {i} (pid {self.slots[i][0].pid})"
 
     def wait(self) -> list[tuple[int, Outcome]]:
-        """Block until at least one trial ends; a dead worker's trial comes back failed."""
+        """Block until some trial ends; a dead worker's unfinished trials come back failed."""
         busy = [i for i, job in self.jobs.items() if job is not None]
         if not busy:
             return []
@@ -93,29 +113,43 @@ class ProcessPool:
         done = []
         for ready in wait(list(handles)):
             i = handles[ready]
-            if self.jobs[i] is None:
-                continue
-            proc, conn = self.slots[i]
-            if conn.poll():
-                try:
-                    done.append(conn.recv())
+            if self.jobs[i] is not None:
+                done.extend(self._collect(i))
+        return done
+
+    def _collect(self, i: int) -> list[tuple[int, Outcome]]:
+        """Read what worker i sent; its slot frees when every trial of its batch is back."""
+        proc, conn = self.slots[i]
+        out = []
+        try:
+            while self.jobs[i] is not None and conn.poll():
+                kind, batch_id, *rest = conn.recv()
+                current, unfinished = self.jobs[i]
+                if batch_id != current:
+                    continue
+                if kind == "result":
+                    unfinished.discard(rest[0])
+                    out.append((rest[0], rest[1]))
+                else:
+                    out += [(n, Outcome("failed", error=rest[0])) for n in sorted(unfinished)]
+                    unfinished.clear()
+                if not unfinished:
                     self.jobs[i] = None
                     self.deaths_in_a_row = 0
-                    continue
-                except (EOFError, OSError):
-                    pass
-            if not proc.is_alive():
-                proc.join()
-                done.append((self.jobs[i][0], Outcome("failed", error=f"the worker process died "
-                                                                      f"(exit code {proc.exitcode})")))
-                self.jobs[i] = None
-                conn.close()
-                self.deaths_in_a_row += 1
-                if self.deaths_in_a_row > 2 * self.workers:
-                    raise PurelearnError("worker processes keep dying before finishing any trial; run with "
-                                         "workers = 1 (in-process) to see why.")
-                self.slots[i] = self._start()
-        return done
+        except (EOFError, OSError):
+            pass
+        if self.jobs[i] is not None and not proc.is_alive():
+            proc.join()
+            out += [(n, Outcome("failed", error=f"the worker process died (exit code {proc.exitcode})"))
+                    for n in sorted(self.jobs[i][1])]
+            self.jobs[i] = None
+            conn.close()
+            self.deaths_in_a_row += 1
+            if self.deaths_in_a_row > 2 * self.workers:
+                raise PurelearnError("worker processes keep dying before finishing any trial; run with "
+                                     "workers = 1 (in-process) to see why.")
+            self.slots[i] = self._start()
+        return out
 
     def close(self) -> None:
         for proc, conn in self.slots:

@@ -45,29 +45,39 @@ def structure(member: Member) -> tuple:
     return (len(m.hidden), m.activation, m.output, *member.train.group_key())
 
 
-def fit(splits, members: Member | list[Member], *, device="cpu", progress=None) -> Result | list[Result]:
+def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
+        max_population: int | None = None) -> Result | list[Result]:
     """Train each member on ``splits`` and return its :class:`Result` (a list for a list).
 
     Members of the same structure (depth, activation, output, batch size, update rule) train
-    together as one population; widths and every numeric hyper-parameter may differ. A member
-    ends the same whether trained alone or with others.
+    together as one population of at most ``max_population`` members; widths and every numeric
+    hyper-parameter may differ. A member ends the same whether trained alone or with others.
 
     >>> from purelearn.data import load, prepare
-    >>> splits = prepare(load("digits"), preprocess=["standardize"])
     >>> from purelearn.nn import MLP
     >>> from purelearn.train import Training
+    >>> splits = prepare(load("digits"), preprocess=["standardize"])
     >>> r = fit(splits, Member(MLP(hidden=(32,)), Training(lr=0.1, max_epochs=2)))
     >>> r.best_valid_error < 0.2
     True
     """
     single = isinstance(members, Member)
-    checked = [check_member(m, splits) for m in ([members] if single else members)]
+    members = [members] if single else list(members)
+    results = dict(fit_iter(splits, members, device=device, progress=progress, max_population=max_population))
+    ordered = [results[i] for i in range(len(members))]
+    return ordered[0] if single else ordered
+
+
+def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_population: int | None = None):
+    """Like :func:`fit`, but yields (index, Result) as each member stops."""
+    checked = [check_member(m, splits) for m in members]
     data = Data(splits, resolve_device(device))
     groups = defaultdict(list)
     for i, m in enumerate(checked):
         groups[structure(m)].append(i)
-    results: list[Result | None] = [None] * len(checked)
+    size = max_population or len(checked)
     for idx in groups.values():
-        for i, r in zip(idx, Population([checked[i] for i in idx], data).run(progress)):
-            results[i] = r
-    return results[0] if single else results
+        for start in range(0, len(idx), size):
+            part = idx[start:start + size]
+            for j, result in Population([checked[i] for i in part], data).iterate(progress):
+                yield part[j], result

@@ -75,6 +75,7 @@ class Population:
         self.stopped = [None] * P
         self.stopped_at = np.zeros((P, 2))  # examples seen, seconds
         self.first_loss = np.full(P, np.nan)
+        self.retired: list[int] = []       # stopped members whose results were not handed out yet
 
     # ---- construction ------------------------------------------------------------------
 
@@ -191,6 +192,7 @@ class Population:
             i = self.alive[j]
             self.stopped[i] = reason
             self.stopped_at[i] = (examples, seconds)
+            self.retired.append(i)
         done = np.zeros(len(self.alive), dtype=bool)
         done[pos] = True
         keep = torch.as_tensor(np.flatnonzero(~done), device=self.data.device)
@@ -210,7 +212,29 @@ class Population:
 
     # ---- the loop ---------------------------------------------------------------------
 
+    def time_steps(self, steps: int) -> float:
+        """Seconds for ``steps`` updates of the whole population (no validation): what a
+        scheduler measures to decide how to batch trials. Leaves the parameters trained."""
+        d, B = self.data, self.hp.batch_size
+        order = torch.as_tensor(np.stack([self.rngs[i].permutation(d.n_train) for i in self.alive]),
+                                device=d.device)
+        self._step(order[:, :B], 1)                               # warm up
+        start = time.perf_counter()
+        for t in range(steps):
+            s = (t * B) % max(d.n_train - B, 1)
+            self._step(order[:, s:s + B], t + 2)
+        if d.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
     def run(self, progress=None) -> list[Result]:
+        """Train every member; their results in the members' order."""
+        results = dict(self.iterate(progress))
+        return [results[i] for i in range(len(self.members))]
+
+    def iterate(self, progress=None):
+        """Train every member, yielding (index, Result) as each one stops, so a caller can keep
+        the results of finished members while the others still train."""
         d, B = self.data, self.hp.batch_size
         valid_every = self.hp.valid_every or max(len(d.X_valid), B)
         max_epochs = np.array([m.train.max_epochs for m in self.members])
@@ -233,10 +257,11 @@ class Population:
                 examples += min(B, d.n_train - s)
                 if examples // valid_every > (examples - min(B, d.n_train - s)) // valid_every:
                     keep = self._check(examples, np.arange(len(self.alive)), progress)
+                    yield from self._hand_out()
                     if keep is not None:
                         order, epoch_criterion = order[keep], epoch_criterion[keep]
                     if not len(self.alive):
-                        return self._results()
+                        return
             self.schedule.end_epoch(step, epoch_criterion / -(-d.n_train // B))
             spent = np.flatnonzero(max_epochs[self.alive] <= epoch)
             if len(spent):
@@ -248,7 +273,7 @@ class Population:
                     self._check(examples, spent, progress, budget=True)
                 else:
                     self._retire(spent, ["budget"] * len(spent), examples)
-        return self._results()
+                yield from self._hand_out()
 
     def _check(self, examples: int, pos: np.ndarray, progress, budget: bool = False):
         """Validate members at alive positions ``pos``, report progress, retire those that stop;
@@ -269,13 +294,14 @@ class Population:
         stopping = [j for j, r in zip(pos, reasons) if r is not None]
         return self._retire(np.array(stopping, dtype=np.int64), [r for r in reasons if r is not None], examples)
 
-    def _results(self) -> list[Result]:
-        d, out = self.data, []
-        best_cpu = {k: v.cpu() for k, v in self.best.items()}
-        for i, m in enumerate(self.members):
-            out.append(Result(m, float(self.patience.best[i]), float(self.best_loss[i]),
-                              int(self.patience.best_at[i]), int(self.stopped_at[i, 0]), self.stopped[i],
-                              float(self.stopped_at[i, 1]), self.curves[i],
-                              member_params(best_cpu, i, m.model, d.n_in, d.n_out)))
-        return out
+    def _hand_out(self):
+        while self.retired:
+            i = self.retired.pop(0)
+            yield i, self._result(i)
 
+    def _result(self, i: int) -> Result:
+        m, d = self.members[i], self.data
+        best = {k: v[i].unsqueeze(0).cpu() for k, v in self.best.items()}
+        return Result(m, float(self.patience.best[i]), float(self.best_loss[i]), int(self.patience.best_at[i]),
+                      int(self.stopped_at[i, 0]), self.stopped[i], float(self.stopped_at[i, 1]), self.curves[i],
+                      member_params(best, 0, m.model, d.n_in, d.n_out))

@@ -1,0 +1,118 @@
+"""How to spend the machine on a batch of trials: as batched populations, as one trial per
+process, or populations in each of several processes — chosen from a short measurement on the
+study's own models (§3.4, §5.1).
+
+On two CPU cores, small networks (64-64-10) train many times faster batched than one at a time,
+because per-operation overhead dominates; large ones (784-256-256-10) gain little, and two
+one-thread processes do as well. The rule below decides from measured times, not from sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+BATCH_GAIN = 1.25        # below this speed-up per process, batching isn't worth it
+MAX_POPULATION = 128     # beyond this the gain has flattened in every measurement here
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured seconds per member-update: one member alone, and members of a population of
+    ``size``, both with one thread; ``member_bytes``: memory one member needs in a population."""
+
+    alone: float
+    batched: float
+    size: int
+    member_bytes: int
+    device: str = "cpu"
+
+    @property
+    def gain(self) -> float:
+        return self.alone / self.batched
+
+
+@dataclass(frozen=True)
+class Schedule:
+    workers: int
+    population: int
+    reason: str
+
+
+def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, workers: int | None = None,
+           population: int | None = None) -> Schedule:
+    """The schedule for ``trials`` trials from a calibration (None for objectives that can't
+    batch). ``workers``/``population`` given by the user are kept; the rest is decided."""
+    fit = max(1, memory_limit // max(cal.member_bytes, 1)) if cal else 1
+    if cal is None:
+        w = workers or cores
+        return Schedule(w, 1, f"one trial at a time in each of {w} process(es): the objective is a function")
+    if cal.device == "cuda":
+        p = min(population or MAX_POPULATION * 2, fit, trials)
+        return Schedule(workers or 1, p, f"GPU: populations of up to {p} trials in one process, data on the device "
+                                         f"(batching measured {cal.gain:.1f}x faster than one at a time)")
+    w = workers or cores
+    if population is not None:
+        p = min(population, fit)
+        return Schedule(w, p, f"populations of up to {p} trials (as asked) in each of {w} process(es)"
+                              + (f", limited by memory to {p}" if p < population else ""))
+    if cal.gain < BATCH_GAIN:
+        return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured only "
+                              f"{cal.gain:.2f}x faster for these models")
+    p = max(2, min(MAX_POPULATION, fit, math.ceil(trials / w)))
+    return Schedule(w, p, f"populations of up to {p} trials in each of {w} process(es): batching measured "
+                          f"{cal.gain:.1f}x faster than one trial at a time")
+
+
+def member_bytes(n_params: int, batch: int, widths: int, optimizer_copies: int = 2) -> int:
+    """Memory of one member in a population, float32: parameters, gradients, optimizer state,
+    the best copy and a spare, plus a minibatch's activations and their gradients."""
+    return 4 * (n_params * (4 + optimizer_copies) + 3 * batch * widths)
+
+
+def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 30) -> Calibration:
+    """Time one update of a member alone and of a population of ``size`` members drawn from the
+    space, with one thread, on the study's data and device."""
+    from ..train import Population, check_member
+    from ..train.fit import structure
+    from ..train.population import Data
+    from .objective import _splits, apply_params
+
+    draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size * 4)]
+    splits = _splits(draws[0])
+    members = [check_member(c.member(), splits) for c in draws]
+    key = structure(members[0])
+    same = [m for m in members if structure(m) == key][:size]
+    same = (same * size)[:size]
+    from ..train import resolve_device
+
+    device = resolve_device(draws[0].device)
+    data = Data(splits, device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = min(Population(same[:1], data).time_steps(steps) for _ in range(2))
+        batched = min(Population(same, data).time_steps(steps) for _ in range(2)) / len(same)
+    finally:
+        torch.set_num_threads(threads)
+    largest = max(members, key=lambda m: sum(m.model.sizes(data.n_in, data.n_out)))
+    sizes = largest.model.sizes(data.n_in, data.n_out)
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return Calibration(alone, batched, len(same), member_bytes(n_params, largest.train.batch_size, sum(sizes)),
+                       device.type)
+
+
+def default_memory_limit(device: str, workers: int) -> int:
+    """Half the free memory of the device, shared among the workers."""
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        return int(free * 0.5)
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        pages = 4 << 30
+    return int(pages * 0.5 / max(workers, 1))
