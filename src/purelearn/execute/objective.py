@@ -64,11 +64,10 @@ def _outcome(result) -> Outcome:
 class ConfigObjective:
     """Train the config with a trial's knobs applied; the value is the best validation error.
 
-    A batch of trials trains as populations (§3.4 at the speed of the hardware): trials that
-    share data and structure are members of one population of at most ``max_population``."""
+    A batch of trials trains as populations: trials that share data, structure and similar
+    widths are members of one population (the driver sizes the batches)."""
 
     config: Config
-    max_population: int | None = None
 
     def __call__(self, params: dict, seed: int) -> Outcome:
         return next(iter(self.run_batch([(0, params, seed)])))[1]
@@ -91,8 +90,7 @@ class ConfigObjective:
         for (_, device), group in groups.items():
             done = set()
             try:
-                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], device=device,
-                                          max_population=self.max_population):
+                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], device=device):
                     done.add(j)
                     yield group[j][0], _outcome(result)
             except Exception as e:  # the population broke: its unfinished trials fail, the study goes on

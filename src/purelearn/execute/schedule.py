@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -77,19 +77,17 @@ def member_bytes(n_params: int, batch: int, widths: int, optimizer_copies: int =
 def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 30) -> Calibration:
     """Time one update of a member alone and of a population of ``size`` members drawn from the
     space, with one thread, on the study's data and device."""
-    from ..train import Population, check_member
-    from ..train.fit import structure
+    from ..train import Population, check_member, resolve_device
     from ..train.population import Data
     from .objective import _splits, apply_params
 
-    draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size * 4)]
+    draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size)]
     splits = _splits(draws[0])
     members = [check_member(c.member(), splits) for c in draws]
-    key = structure(members[0])
-    same = [m for m in members if structure(m) == key][:size]
-    same = (same * size)[:size]
-    from ..train import resolve_device
-
+    # A population of the median-sized draw, each member with another draw's numeric settings:
+    # what batching gains for a typical model, padding aside (populations group similar widths).
+    typical = sorted(members, key=lambda m: sum(m.model.hidden) * len(m.model.hidden))[len(members) // 2]
+    same = [replace(typical, train=replace(typical.train, lr=m.train.lr, seed=i)) for i, m in enumerate(members)]
     device = resolve_device(draws[0].device)
     data = Data(splits, device)
     threads = torch.get_num_threads()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -164,21 +164,21 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
         record = _open_study(store, study, strategy, space, seed, expand, options, objective)
+        if workers is None:
+            workers = (os.cpu_count() or 1) if isinstance(objective, ConfigObjective) else 1
         planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
-        return _Driver(store, record, objective, trials, planner, executor, progress).run()
+        return _Driver(store, record, objective, trials, workers, planner, executor, progress).run()
 
 
 def _plan(objective, space, seed, trials, workers, population, memory_limit) -> Schedule:
-    """Decide how trials are batched and spread over processes (one line says why)."""
-    cores = os.cpu_count() or 1
+    """Decide how many trials train together as one population (one line says why)."""
     if not isinstance(objective, ConfigObjective):
-        return choose(None, trials, cores, 0, workers or 1)
+        return choose(None, trials, workers, 0, workers)
     if population == 1:
-        w = workers or cores
-        return Schedule(w, 1, f"one trial at a time in each of {w} process(es), as asked")
+        return Schedule(workers, 1, f"one trial at a time in each of {workers} process(es), as asked")
     cal = calibrate(objective.config, space, seed)
-    limit = memory_limit or default_memory_limit(cal.device, workers or cores)
-    return choose(cal, trials, cores, limit, workers, None if population == "auto" else population)
+    limit = memory_limit or default_memory_limit(cal.device, workers)
+    return choose(cal, trials, workers, limit, workers, None if population == "auto" else population)
 
 
 def _open_study(store, name, strategy, space, seed, expand, options, objective) -> StudyRecord:
@@ -199,7 +199,7 @@ def _open_study(store, name, strategy, space, seed, expand, options, objective) 
 
 
 class _Driver:
-    def __init__(self, store, record, objective, trials, planner, executor, progress):
+    def __init__(self, store, record, objective, trials, workers, planner, executor, progress):
         self.store, self.record, self.objective = store, record, objective
         self.total, self.progress = trials, progress
         settings = record.settings
@@ -207,7 +207,7 @@ class _Driver:
         self.strategy = make_strategy(record.strategy, parse_space(settings["initial_space"]), self.seed,
                                       **settings.get("options", {}))
         self.border = BorderRule(self.strategy, settings.get("expand", False))
-        self.planner, self.executor_kind = planner, executor
+        self.workers, self.planner, self.executor_kind = workers, planner, executor
         self.start = time.perf_counter()
 
     def _replay(self, stored: list[Trial]) -> list[Trial]:
@@ -232,11 +232,9 @@ class _Driver:
         self.best = math.inf if best is None else best.value
         if sum(self.counts.values()) >= self.total and not queue:
             return Study(self.store, self.record)
-        self.plan = self.planner()                    # measured only when there is work to do
-        if isinstance(self.objective, ConfigObjective):
-            self.objective = replace(self.objective, max_population=self.plan.population)
-        kind = self.executor_kind or ("process" if self.plan.workers > 1 else "inline")
-        pool = EXECUTORS[kind](self.objective, *([self.plan.workers] if kind == "process" else []))
+        kind = self.executor_kind or ("process" if self.workers > 1 else "inline")
+        pool = EXECUTORS[kind](self.objective, *([self.workers] if kind == "process" else []))
+        self.plan = self.planner()       # measured while the workers start, and only when there is work
         self._report(0, [f"schedule: {self.plan.reason}"])
         running: dict[int, Trial] = {}
         try:

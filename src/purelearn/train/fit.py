@@ -49,9 +49,10 @@ def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
         max_population: int | None = None) -> Result | list[Result]:
     """Train each member on ``splits`` and return its :class:`Result` (a list for a list).
 
-    Members of the same structure (depth, activation, output, batch size, update rule) train
-    together as one population of at most ``max_population`` members; widths and every numeric
-    hyper-parameter may differ. A member ends the same whether trained alone or with others.
+    Members of the same structure (depth, activation, output, batch size, update rule) and
+    similar widths train together as one population of at most ``max_population`` members;
+    every numeric hyper-parameter may differ. A member ends the same whether trained alone or
+    with others.
 
     >>> from purelearn.data import load, prepare
     >>> from purelearn.nn import MLP
@@ -72,12 +73,30 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
     """Like :func:`fit`, but yields (index, Result) as each member stops."""
     checked = [check_member(m, splits) for m in members]
     data = Data(splits, resolve_device(device))
+    for part in populations(checked, max_population or len(checked)):
+        for j, result in Population([checked[i] for i in part], data).iterate(progress):
+            yield part[j], result
+
+
+WIDTH_RATIO = 1.3   # widest / narrowest layer within one population: padding costs at most this
+
+
+def populations(members: list[Member], size: int) -> list[list[int]]:
+    """Indices of members that train together: the same structure, widths within WIDTH_RATIO of
+    each other in every layer (narrower members are padded to the widest), at most ``size``."""
     groups = defaultdict(list)
-    for i, m in enumerate(checked):
+    for i, m in enumerate(members):
         groups[structure(m)].append(i)
-    size = max_population or len(checked)
+    out = []
     for idx in groups.values():
-        for start in range(0, len(idx), size):
-            part = idx[start:start + size]
-            for j, result in Population([checked[i] for i in part], data).iterate(progress):
-                yield part[j], result
+        idx = sorted(idx, key=lambda i: members[i].model.hidden)
+        part = [idx[0]]
+        for i in idx[1:]:
+            narrowest = members[part[0]].model.hidden
+            if len(part) < size and all(w <= WIDTH_RATIO * n for w, n in zip(members[i].model.hidden, narrowest)):
+                part.append(i)
+            else:
+                out.append(part)
+                part = [i]
+        out.append(part)
+    return out
