@@ -1,0 +1,83 @@
+"""Trials of a study trained as batched populations (the schedule, the grouping, and that a
+trial's record doesn't depend on how it was batched)."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+import purelearn as pl
+from purelearn.config import load_config
+from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, choose, member_bytes
+from purelearn.train.fit import WIDTH_RATIO, populations
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPACE = {"train.lr": "loguniform(1e-2, 3e3)", "model.units": "intloguniform(8, 64)",
+         "train.patience": "choice(300, 20000)", "model.activation": 'choice("tanh", "rectifier")'}
+
+
+def _records(study):
+    return {t.number: t for t in study.trials}
+
+
+def test_batched_trials_are_recorded_as_if_trained_one_per_process(tmp_path):
+    cfg = load_config(ROOT / "examples" / "digits-mlp.toml", ["train.max_epochs=6", "train.valid_every=300",
+                                                                "train.patience_mode=add", "train.patience_increase=600"])
+    batched = pl.tune(cfg, SPACE, trials=8, store=tmp_path / "a.db", study="s", workers=1, population=8)
+    alone = pl.tune(cfg, SPACE, trials=8, store=tmp_path / "b.db", study="s", workers=2, population=1)
+    assert "populations of up to 8" in batched.schedule and "one trial at a time" in alone.schedule
+    a, b = _records(batched), _records(alone)
+    assert len({t.worker for t in a.values()}) == 1 and len({t.worker for t in b.values()}) == 2
+    statuses = [t.status for t in a.values()]
+    assert "diverged" in statuses and "complete" in statuses                  # the case we want
+    ran_out_of_patience = [t for t in a.values() if t.status == "complete" and t.curve[-1]["examples_seen"] < 6 * 1079]
+    assert ran_out_of_patience and len(ran_out_of_patience) < 8
+    for n in range(8):
+        assert a[n].params == b[n].params and a[n].status == b[n].status and a[n].seed == b[n].seed
+        assert (a[n].value is None) == (b[n].value is None)
+        if a[n].params["train.lr"] > 10:
+            # Far above the stable rate but not (yet) diverging, training is chaotic: the last-bit
+            # differences of a padded matrix product grow without bound. Status must agree, values can't.
+            continue
+        if a[n].value is not None:
+            assert a[n].value == pytest.approx(b[n].value, abs=1e-5)
+        assert [r["examples_seen"] for r in a[n].curve] == [r["examples_seen"] for r in b[n].curve]
+        for ra, rb in zip(a[n].curve, b[n].curve):
+            if math.isfinite(ra["valid_loss"]):
+                assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], rel=1e-4, abs=1e-5)
+
+
+def test_the_schedule_follows_the_measurements():
+    big = 100 * 2 ** 20
+    small_gain = Calibration(alone=1.0, batched=1 / (BATCH_GAIN - 0.1), size=16, member_bytes=2 ** 20)
+    s = choose(small_gain, trials=64, cores=2, memory_limit=big)
+    assert (s.workers, s.population) == (2, 1) and "one trial at a time" in s.reason
+    large_gain = Calibration(alone=1.0, batched=0.1, size=16, member_bytes=2 ** 20)
+    s = choose(large_gain, trials=512, cores=2, memory_limit=big)
+    assert (s.workers, s.population) == (2, min(MAX_POPULATION, 100, 256)) and "10.0x" in s.reason
+    assert choose(large_gain, trials=20, cores=2, memory_limit=big).population == 10      # all trials at once
+    assert choose(large_gain, trials=512, cores=2, memory_limit=8 * 2 ** 20).population == 8   # memory caps it
+    assert choose(large_gain, trials=512, cores=2, memory_limit=big, population=32).population == 32
+    assert choose(large_gain, trials=512, cores=2, memory_limit=big, workers=1).workers == 1
+    gpu = Calibration(alone=1.0, batched=0.01, size=16, member_bytes=2 ** 20, device="cuda")
+    s = choose(gpu, trials=512, cores=16, memory_limit=big)
+    assert s.workers == 1 and s.population == 100 and "GPU" in s.reason
+    f = choose(None, trials=50, cores=2, memory_limit=big)
+    assert f.population == 1 and "function" in f.reason
+    # the same measurements always give the same schedule
+    assert choose(large_gain, 512, 2, big) == choose(large_gain, 512, 2, big)
+    assert member_bytes(1000, 32, 100) == 4 * (1000 * 6 + 3 * 32 * 100)
+
+
+def test_populations_group_by_structure_and_similar_width():
+    def m(hidden, act="tanh", lr=0.1):
+        return pl.Member(pl.MLP(hidden, act), pl.Training(lr=lr))
+    members = [m((16,)), m((20,)), m((64,)), m((17,), "rectifier"), m((16, 16)), m((18, 16)), m((19,)),
+               m((80,)), m((70,))]
+    groups = populations(members, size=2)
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, [[0, 6], [1], [2, 8], [7], [3], [4, 5]]))
+    for g in populations(members, size=100):
+        widths = [members[i].model.hidden for i in g]
+        assert len({len(w) for w in widths}) == 1
+        assert all(max(col) <= WIDTH_RATIO * min(col) for col in zip(*widths))
