@@ -23,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import machine  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -136,7 +135,7 @@ def main():
         rows.append(("purelearn tune, automatic schedule", t, best, why))
         t, best, why = ours(case, 1)
         rows.append(("purelearn tune, one trial at a time", t, best, why))
-        for label, t, best, why in rows:
+        for label, t, best, _ in rows:
             print(f"| {label} | {t:.1f} | {best:.4f} | {base / t:.1f}x |", flush=True)
         print("schedules: " + "; ".join(r[3] for r in rows if r[3]))
 

@@ -1,0 +1,233 @@
+"""Running a study: the driver asks the strategy for batches of trials, hands them to workers,
+records each result in the store as it arrives, and resumes where a previous run stopped
+(§3.3-3.4)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..search import BorderRule, Space, make_strategy
+from ..search.parse import parse_space
+from ..store import Store, StudyRecord, Trial
+from .objective import ConfigObjective, apply_params, as_objective
+from .schedule import Schedule, calibrate, choose, default_memory_limit
+from .study import Study
+from .workers import EXECUTORS
+
+FINISHED = ("complete", "failed", "diverged")
+
+
+def trial_seed(seed: int, number: int) -> int:
+    return (seed * 1_000_003 + number) % 2 ** 31
+
+
+@dataclass
+class Progress:
+    """What ``tune`` reports after every finished trial."""
+
+    done: int
+    failed: int
+    running: int
+    total: int
+    best: float | None
+    seconds: float
+    events: list = field(default_factory=list)
+
+    @property
+    def eta(self) -> float | None:
+        return None if not self.done else self.seconds / self.done * max(self.total - self.done, 0)
+
+
+def tune(objective, space: Space | dict | None = None, *, strategy: str = "random", trials: int = 64,
+         store=None, study: str = "study", workers: int | None = None, population: int | str = "auto",
+         memory_limit: int | None = None, executor: str | None = None, seed: int = 0, expand: bool = False,
+         options: dict | None = None, progress=None) -> Study:
+    """Search ``space`` for the best settings of ``objective`` and return the :class:`Study`.
+
+    objective: a :class:`purelearn.config.Config` (each trial trains it with the trial's knobs set)
+    or a function ``objective(params, report) -> float`` (lower is better). ``trials`` is the
+    total wanted: running again on the same ``store`` and ``study`` extends or resumes it, never
+    repeating a finished trial; interrupted trials are re-run.
+
+    A config's trials train as batched populations of up to ``population`` members in each of
+    ``workers`` processes; with ``population='auto'`` (and workers None) a short measurement on
+    the study's own models picks both (see :mod:`purelearn.execute.schedule`). ``memory_limit``
+    (bytes) caps a population's memory. A function objective runs one trial at a time, in
+    ``workers`` processes (default 1: in this process). ``executor``: 'inline' or 'process'.
+    """
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials = {trials!r} must be a whole number >= 1.")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"workers = {workers!r} must be a whole number >= 1.")
+    if population != "auto" and (not isinstance(population, int) or population < 1):
+        raise ConfigError(f"population = {population!r} must be 'auto' or a whole number >= 1.")
+    if executor is not None and executor not in EXECUTORS:
+        from ..errors import unknown
+        raise unknown("executor", executor, EXECUTORS)
+    space = parse_space(space) if isinstance(space, dict) and not isinstance(space, Space) else space
+    if not isinstance(space, Space):
+        raise ConfigError("tune needs a search space: a purelearn.Space or a [search.space] table.")
+    objective = as_objective(objective)
+    make_strategy(strategy, space, seed, **(options or {}))          # validate before touching the store
+    if isinstance(objective, ConfigObjective):
+        for i in range(8):                                           # every knob must name a config key
+            apply_params(objective.config, space.sample(np.random.default_rng(i)), 0)
+    store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
+    with store.lock(study):
+        record = _open_study(store, study, strategy, space, seed, expand, options, objective)
+        if workers is None:
+            workers = (os.cpu_count() or 1) if isinstance(objective, ConfigObjective) else 1
+        planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
+        return _Driver(store, record, objective, trials, workers, planner, executor, progress).run()
+
+
+def _plan(objective, space, seed, trials, workers, population, memory_limit) -> Schedule:
+    """Decide how many trials train together as one population (one line says why)."""
+    if not isinstance(objective, ConfigObjective):
+        return choose(None, trials, workers, 0, workers)
+    if population == 1:
+        return Schedule(workers, 1, f"one trial at a time in each of {workers} process(es), as asked")
+    cal = calibrate(objective.config, space, seed)
+    limit = memory_limit or default_memory_limit(cal.device, workers)
+    return choose(cal, trials, workers, limit, workers, None if population == "auto" else population)
+
+
+def _open_study(store, name, strategy, space, seed, expand, options, objective) -> StudyRecord:
+    record = store.study(name)
+    if record is None:
+        settings = {"seed": seed, "expand": expand, "options": options or {}, "initial_space": space.to_dict(),
+                    "expansions": []}
+        if isinstance(objective, ConfigObjective):
+            settings["config"] = objective.config.to_dict()
+        return store.create_study(name, strategy, space.to_dict(), settings)
+    if record.strategy != strategy:
+        raise ConfigError(f"study {name!r} in this store was run with strategy {record.strategy!r}, not "
+                          f"{strategy!r}; use another study name (--study) or the same strategy.")
+    if record.settings.get("initial_space") != space.to_dict():
+        raise ConfigError(f"study {name!r} in this store searched another space; use another study name "
+                          "(--study) to search this one.")
+    return record
+
+
+class _Driver:
+    def __init__(self, store, record, objective, trials, workers, planner, executor, progress):
+        self.store, self.record, self.objective = store, record, objective
+        self.total, self.progress = trials, progress
+        settings = record.settings
+        self.seed = settings["seed"]
+        self.strategy = make_strategy(record.strategy, parse_space(settings["initial_space"]), self.seed,
+                                      **settings.get("options", {}))
+        self.border = BorderRule(self.strategy, settings.get("expand", False))
+        self.workers, self.planner, self.executor_kind = workers, planner, executor
+        self.start = time.perf_counter()
+
+    def _replay(self, stored: list[Trial]) -> list[Trial]:
+        """Rebuild the strategy from the finished trials; returns the trials to re-run."""
+        rerun = []
+        for t in stored:
+            if t.status in FINISHED:
+                self.strategy.replay(t.number, t.params, t.value if t.status != "failed" else None)
+                self.border.after_tell()
+            else:
+                rerun.append(t)
+        return rerun
+
+    def run(self) -> Study:
+        self.store.interrupt_running(self.record)
+        stored = self.store.trials(self.record)
+        queue = self._replay(stored)
+        numbers = {t.number for t in stored}
+        next_number = max(numbers, default=-1) + 1
+        self.counts = {s: sum(t.status == s for t in stored) for s in ("complete", "failed", "diverged")}
+        best = Study(self.store, self.record).best
+        self.best = math.inf if best is None else best.value
+        if sum(self.counts.values()) >= self.total and not queue:
+            return Study(self.store, self.record)
+        kind = self.executor_kind or ("process" if self.workers > 1 else "inline")
+        pool = EXECUTORS[kind](self.objective, *([self.workers] if kind == "process" else []))
+        self.plan = self.planner()       # measured while the workers start, and only when there is work
+        self._report(0, [f"schedule: {self.plan.reason}"])
+        running: dict[int, Trial] = {}
+        try:
+            while True:
+                while pool.free and (queue or next_number < self.total) and not self.strategy.exhausted:
+                    batch, next_number = self._next_batch(queue, next_number)
+                    if not batch:
+                        break
+                    worker = pool.submit([(t.number, t.params, t.seed) for t, _ in batch])
+                    for t, rerun in batch:
+                        t.worker = worker
+                        self.store.start_trial(self.record, t, replace=rerun)
+                        running[t.number] = t
+                if not running:
+                    break
+                for number, outcome in pool.wait():
+                    self._record(running.pop(number), outcome, len(running))
+        except BaseException:
+            pool.terminate()
+            self.store.interrupt_running(self.record)
+            raise
+        pool.close()
+        self.store.update_study(self.record)
+        study = Study(self.store, self.record)
+        study.schedule = self.plan.reason
+        return study
+
+    def _next_batch(self, queue: list[Trial], next_number: int) -> tuple[list[tuple[Trial, bool]], int]:
+        """Up to one population of (trial, is a re-run): interrupted trials first, then new ones
+        from the strategy."""
+        batch = []
+        while len(batch) < self.plan.population:
+            if queue:
+                old = queue.pop(0)
+                batch.append((Trial(old.number, old.params, "running", seed=old.seed, started=time.time()), True))
+                continue
+            if next_number >= self.total or self.strategy.exhausted:
+                break
+            params = self.strategy.ask(next_number)
+            if params is None:
+                break
+            batch.append((Trial(next_number, params, "running", seed=trial_seed(self.seed, next_number),
+                                started=time.time()), False))
+            next_number += 1
+        return batch, next_number
+
+    def _record(self, trial: Trial, outcome, running: int) -> None:
+        trial.status, trial.value, trial.curve = outcome.status, outcome.value, outcome.curve
+        trial.error, trial.ended = outcome.error, time.time()
+        self.store.finish_trial(self.record, trial)
+        self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
+        self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None)
+        events = []
+        for e in self.border.after_tell():
+            self.record.settings["expansions"].append(e.__dict__)
+            self.record.space = self.strategy.space.to_dict()
+            self.store.update_study(self.record)
+            events.append(f"{e.knob}: best value near the {e.side} edge; interval widened from "
+                          f"[{e.old[0]:g}, {e.old[1]:g}] to [{e.new[0]:g}, {e.new[1]:g}]")
+        if trial.value is not None and trial.value < self.best:
+            self.best = trial.value
+            if outcome.weights is not None:
+                _save_atomic(outcome.weights, self.store.weights_path(self.record))
+        self._report(running, events)
+
+    def _report(self, running: int, events: list[str]) -> None:
+        if self.progress is not None:
+            done = sum(self.counts.values())
+            self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,
+                                   None if math.isinf(self.best) else self.best,
+                                   time.perf_counter() - self.start, events))
+
+
+def _save_atomic(weights: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(weights, tmp)
+    os.replace(tmp, path)
