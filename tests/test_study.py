@@ -109,7 +109,7 @@ def _rows(db):
 def test_kill_9_mid_population_loses_nothing(tmp_path):
     """All 14 trials train as one population; members stop at different times (their sizes and
     rates differ), each recorded as it stops. A kill keeps those and re-runs the rest."""
-    cfg = _config(tmp_path, trials=14)
+    cfg = _config(tmp_path, trials=14, extra='"train.max_epochs" = "intuniform(1, 40)"\n')
     db = tmp_path / "runs" / "digits.db"
     proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg), "--population", "14"],
                             cwd=tmp_path,
@@ -135,7 +135,7 @@ def test_kill_9_mid_population_loses_nothing(tmp_path):
 
 
 def test_ctrl_c_marks_running_trials_interrupted(tmp_path):
-    cfg = _config(tmp_path, trials=200)
+    cfg = _config(tmp_path, trials=200, extra='"train.max_epochs" = "intuniform(1, 40)"\n')
     db = tmp_path / "runs" / "digits.db"
     proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
