@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unknown
 from ..search import BorderRule, Space, make_strategy
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial
@@ -70,7 +70,6 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     if population != "auto" and (not isinstance(population, int) or population < 1):
         raise ConfigError(f"population = {population!r} must be 'auto' or a whole number >= 1.")
     if executor is not None and executor not in EXECUTORS:
-        from ..errors import unknown
         raise unknown("executor", executor, EXECUTORS)
     space = parse_space(space) if isinstance(space, dict) and not isinstance(space, Space) else space
     if not isinstance(space, Space):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unknown
 from .activations import activation as activation_fn
 from .activations import canonical
 from .init import SCHEMES, init_bound
@@ -44,7 +44,6 @@ class MLP:
         if any(not isinstance(h, (int, np.integer)) or isinstance(h, bool) or h < 1 for h in hidden):
             raise ConfigError(f"model.hidden = {list(hidden)}: each layer size must be a whole number >= 1.")
         if self.init not in SCHEMES:
-            from ..errors import unknown
             raise unknown("initialization (model.init)", self.init, SCHEMES)
         if not self.init_scale > 0:
             raise ConfigError(f"model.init_scale = {self.init_scale} must be > 0.")

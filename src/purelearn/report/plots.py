@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 
@@ -29,7 +30,7 @@ def efficiency_figure(study):
         ax.legend()
     ax.set_xlabel("N (trials)")
     ax.set_ylabel("validation error")
-    ax.set_title(f"Efficiency curve — {study.plateau()['message'][:70]}", fontsize=9)
+    ax.set_title("Efficiency curve\n" + textwrap.fill(study.plateau()["message"], 95), fontsize=8)
     fig.tight_layout()
     return fig
 
