@@ -24,6 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# By hand, about 20 minutes on 2 cores; figures go to benchmarks/RESULTS.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/training_loop.py
 	$(BIN)/python benchmarks/population.py
+	$(BIN)/python benchmarks/store_overhead.py
+	$(BIN)/python benchmarks/random_vs_grid.py
+	$(BIN)/python benchmarks/random_vs_grid.py --shifted
+	$(BIN)/python benchmarks/search_speed.py

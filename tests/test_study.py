@@ -158,6 +158,7 @@ def test_cli_study_end_to_end(tmp_path):
     assert 0 <= summary["test_error"] < 0.3 and summary["test_evaluations"] == 1
     assert set(summary["best_params"]) >= {"train.lr", "model.units"}
     assert "trials 8/8 done" in run.stderr
+    assert summary["schedule"] and f"schedule: {summary['schedule']}" in run.stderr   # said in one line
 
     again = _cli("tune", str(cfg), "--evaluate-test", cwd=tmp_path)
     assert again.returncode == 2 and "already read its test split" in again.stderr
