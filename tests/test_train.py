@@ -12,8 +12,9 @@ from purelearn.train import Patience, significant
 
 
 def _mixed_members():
-    cases = [((32,), 0.1, 0.0, 0.0, "sgd"), ((64,), 0.05, 0.5, 1e-2, "sgd"), ((16,), 0.2, 0.9, 0.0, "sgd"),
-             ((48,), 0.02, 0.0, 0.0, "sgd")]
+    # widths within 1.3x of each other: one population, the narrower members padded
+    cases = [((40,), 0.1, 0.0, 0.0, "sgd"), ((48,), 0.05, 0.5, 1e-2, "sgd"), ((37,), 0.2, 0.9, 0.0, "sgd"),
+             ((44,), 0.02, 0.0, 0.0, "sgd")]
     members = [Member(MLP(h), Training(lr=lr, momentum=m, l2=l2, optimizer=o, max_epochs=3 + i, patience=1500,
                                        seed=i, valid_every=500))
                for i, (h, lr, m, l2, o) in enumerate(cases)]
@@ -42,6 +43,15 @@ def test_a_population_trains_each_member_as_if_alone(digits):
     # members stop on their own: patience ran out for some before the budget
     assert [r.stopped_because for r in together] == ["budget", "patience", "budget", "budget"]
     assert len({r.examples_seen for r in together}) == 4
+
+
+def test_padded_sigmoid_members_with_a_sparsity_penalty_train_as_if_alone(digits):
+    members = [Member(MLP((w,), "sigmoid"), Training(lr=0.3, max_epochs=2, sparsity=kind, sparsity_coef=0.05, seed=i))
+               for i, (w, kind) in enumerate([(30, "kl"), (36, "kl"), (33, "squared"), (38, "squared")])]
+    from purelearn.train.fit import populations
+    assert sorted(map(len, populations(members, 10))) == [2, 2]          # padded within each penalty
+    for m, r in zip(members, fit(digits, members)):
+        _assert_same(r, fit(digits, m))
 
 
 def test_a_diverging_member_is_isolated(digits):

@@ -53,6 +53,9 @@ class Population:
         self.params = {k: v.to(dev).requires_grad_() for k, v in stacked.items()}
         masks = unit_masks([m.model.hidden for m in members])
         self.masks = None if masks is None else [m.to(dev) for m in masks]
+        # A padded unit has zero weights in and out, so it outputs act(0) and learns nothing as
+        # long as act(0) = 0; only the sigmoid (act(0) = 1/2) needs its output masked.
+        self.forward_masks = self.masks if self.model.activation == "sigmoid" else None
         self.rule = self._rule(P)
         self.state = self.rule.init(self.params)
         self.schedule = optim.Schedule(*(_column(members, lambda t, k=k: getattr(t, k))
@@ -108,7 +111,7 @@ class Population:
     def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         d, hp = self.data, self.hp
         sparse = hp.sparsity != "none"
-        out = forward(self.params, d.X_train[idx], self.model.activation, self.masks, keep_hidden=sparse)
+        out = forward(self.params, d.X_train[idx], self.model.activation, self.forward_masks, keep_hidden=sparse)
         z, hidden = out if sparse else (out, None)
         losses = example_losses(self.model.output, z, d.y_train[idx]).mean(1)
         criterion = losses
@@ -137,7 +140,7 @@ class Population:
         with torch.no_grad():
             for s in range(0, len(d.X_valid), chunk):
                 X, y = d.X_valid[s:s + chunk], d.y_valid[s:s + chunk]
-                z = forward(params, X, self.model.activation, self.masks)
+                z = forward(params, X, self.model.activation, self.forward_masks)
                 losses.append(example_losses(self.model.output, z, y))
                 errors.append(example_errors(self.model.output, z, y))
         return torch.cat(losses, 1), torch.cat(errors, 1)
@@ -204,6 +207,7 @@ class Population:
             self.average = optim.select(self.average, keep)
         if self.masks is not None:
             self.masks = optim.select(self.masks, keep)
+            self.forward_masks = self.masks if self.forward_masks is not None else None
         self.sparsity_coef = self.sparsity_coef.index_select(0, keep)
         self.sparsity_target = self.sparsity_target.index_select(0, keep)
         self.interval[0] = self.interval[0].index_select(0, keep)
