@@ -134,10 +134,12 @@ def test_kill_9_mid_population_loses_nothing(tmp_path):
     assert json.loads(run.stdout)["trials"] == 14
 
 
-def test_ctrl_c_marks_running_trials_interrupted(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_marks_running_trials_interrupted(tmp_path, workers):
     cfg = _config(tmp_path, trials=200, extra='"train.max_epochs" = "intuniform(1, 40)"\n')
     db = tmp_path / "runs" / "digits.db"
-    proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg), "--workers", workers],
+                            cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and sum(r[0] == "complete" for r in _rows(db).values()) < 2:

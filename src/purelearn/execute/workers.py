@@ -59,16 +59,18 @@ def _worker(objective, conn, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    while True:
-        job = conn.recv()
-        if job is None:
-            return
-        batch_id, batch = job
-        try:
-            for number, outcome in objective.run_batch(batch):
-                conn.send(("result", batch_id, number, outcome))
-        except Exception as e:  # a bug outside any one trial: fail what is left, keep the worker
-            conn.send(("error", batch_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"))
+    try:
+        while (job := conn.recv()) is not None:
+            batch_id, batch = job
+            try:
+                for number, outcome in objective.run_batch(batch):
+                    conn.send(("result", batch_id, number, outcome))
+            except (BrokenPipeError, EOFError):
+                raise
+            except Exception as e:  # a bug outside any one trial: fail what is left, keep the worker
+                conn.send(("error", batch_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"))
+    except (BrokenPipeError, EOFError):
+        return                      # the driver is gone (killed): nothing left to report to
 
 
 class ProcessPool:
