@@ -153,3 +153,12 @@ def test_plateau_test():
     assert plateau([0.1] * 16)["plateau"] is True
     assert plateau(list(np.linspace(1, 0.1, 16)))["plateau"] is False
     assert plateau([0.5, 0.4])["plateau"] is False
+
+
+def test_a_space_survives_its_toml_form_exactly():
+    """A study stores its space as text and rebuilds it on resume: nothing may be lost."""
+    space = Space({"lr": LogUniform(1.2345678901e-4, 0.75, hard=(1e-9, 10)), "n": IntLogUniform(16, 1024),
+                   "m": Uniform(0, 0.9, hard=(0, 1)), "a": Choice(("tanh", "relu"), weights=(2, 1)),
+                   "u2": IntUniform(1, 9, when=When("n", ">=", 32))})
+    again = parse_space(space.to_dict())
+    assert all(again.dims[k] == space.dims[k] for k in space.dims) and again.to_dict() == space.to_dict()

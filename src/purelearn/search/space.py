@@ -125,7 +125,9 @@ class _Numeric(Dimension):
         return replace(self, high=new) if new > self.high else None
 
     def describe(self) -> str:
-        return f"{type(self).__name__.lower()}({self.low:g}, {self.high:g})"
+        """The knob's TOML form; parsing it gives this knob back exactly (hard bounds included)."""
+        hard = f", hard=[{self.hard[0]!r}, {self.hard[1]!r}]" if self.hard != type(self).hard else ""
+        return f"{type(self).__name__.lower()}({self.low!r}, {self.high!r}{hard})"
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,8 @@ class Choice(Dimension):
         return list(self.values)
 
     def describe(self) -> str:
-        return "choice(" + ", ".join(repr(v) for v in self.values) + ")"
+        weights = "" if self.weights is None else f", weights={list(self.weights)!r}"
+        return "choice(" + ", ".join(repr(v) for v in self.values) + weights + ")"
 
 
 @dataclass(frozen=True)
