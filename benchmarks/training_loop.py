@@ -16,7 +16,7 @@ from common import hand_written, machine, median, timed  # noqa: E402
 
 import purelearn as pl  # noqa: E402
 
-EPOCHS, REPEATS = 2, 5
+EPOCHS, REPEATS = 2, 9
 
 
 def main():

@@ -28,8 +28,8 @@ def output_for(output: str, task: str) -> str:
 def example_losses(output: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Loss per example, [P, B], from output pre-activations ``z`` [P, B, k]."""
     if output == "softmax":
-        target = y.expand(z.shape[:2]) if y.dim() == 1 else y
-        return -torch.log_softmax(z, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        target = (y.expand(z.shape[:2]) if y.dim() == 1 else y).reshape(-1)
+        return F.cross_entropy(z.reshape(-1, z.shape[-1]), target, reduction="none").view(z.shape[:2])
     if output == "sigmoid":
         return F.binary_cross_entropy_with_logits(z, y.expand_as(z), reduction="none").sum(-1)
     return (z - y).pow(2).sum(-1)

@@ -100,7 +100,7 @@ def forward(params: dict[str, torch.Tensor], X: torch.Tensor, activation: str,
     h, hidden = X, []
     for l in range(n_layers):
         W, b = params[f"W{l}"], params[f"b{l}"]
-        z = torch.baddbmm(b, h, W) if h.dim() == 3 else torch.matmul(h, W) + b
+        z = torch.baddbmm(b, h, W) if h.dim() == 3 else _shared_input(h, W, b)
         if l == n_layers - 1:
             return (z, hidden) if keep_hidden else z
         h = act(z)
@@ -108,6 +108,14 @@ def forward(params: dict[str, torch.Tensor], X: torch.Tensor, activation: str,
             h = h * masks[l]
         if keep_hidden:
             hidden.append(h)
+
+
+def _shared_input(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """X [N, d] through every member's W [P, d, h]: one matrix product with the members side by
+    side ([N, d] x [d, P*h]), which beats P separate ones, then bias added."""
+    P, d, h = W.shape
+    z = torch.addmm(b.reshape(1, P * h), X, W.transpose(0, 1).reshape(d, P * h))
+    return z.view(-1, P, h).transpose(0, 1)
 
 
 def member_params(params: dict[str, torch.Tensor], p: int, spec: MLP, n_in: int,

@@ -111,9 +111,12 @@ class Population:
     def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         d, hp = self.data, self.hp
         sparse = hp.sparsity != "none"
-        out = forward(self.params, d.X_train[idx], self.model.activation, self.forward_masks, keep_hidden=sparse)
+        flat = idx.reshape(-1)            # each member's own minibatch, gathered in one call
+        X = d.X_train.index_select(0, flat).view(*idx.shape, -1)
+        y = d.y_train.index_select(0, flat).view(*idx.shape, *d.y_train.shape[1:])
+        out = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=sparse)
         z, hidden = out if sparse else (out, None)
-        losses = example_losses(self.model.output, z, d.y_train[idx]).mean(1)
+        losses = example_losses(self.model.output, z, y).mean(1)
         criterion = losses
         if sparse:
             masks = self.masks or [None] * len(hidden)
