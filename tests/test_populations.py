@@ -1,12 +1,14 @@
 """Trials of a study trained as batched populations (the schedule, the grouping, and that a
 trial's record doesn't depend on how it was batched)."""
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 
 import purelearn as pl
+from purelearn.cli import main
 from purelearn.config import load_config
 from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, choose, member_bytes
 from purelearn.train.fit import WIDTH_RATIO, populations
@@ -58,6 +60,8 @@ def test_the_schedule_follows_the_measurements():
     assert (s.workers, s.population) == (2, min(MAX_POPULATION, 100, 256)) and "10.0x" in s.reason
     assert choose(large_gain, trials=20, cores=2, memory_limit=big).population == 10      # all trials at once
     assert choose(large_gain, trials=512, cores=2, memory_limit=8 * 2 ** 20).population == 8   # memory caps it
+    tight = choose(large_gain, trials=512, cores=2, memory_limit=2 ** 20)
+    assert tight.population == 1 and "memory" in tight.reason
     assert choose(large_gain, trials=512, cores=2, memory_limit=big, population=32).population == 32
     assert choose(large_gain, trials=512, cores=2, memory_limit=big, workers=1).workers == 1
     gpu = Calibration(alone=1.0, batched=0.01, size=16, member_bytes=2 ** 20, device="cuda")
@@ -81,3 +85,12 @@ def test_populations_group_by_structure_and_similar_width():
         widths = [members[i].model.hidden for i in g]
         assert len({len(w) for w in widths}) == 1
         assert all(max(col) <= WIDTH_RATIO * min(col) for col in zip(*widths))
+
+
+def test_the_memory_limit_reaches_the_schedule(tmp_path, capsys):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text((ROOT / "examples" / "digits-random.toml").read_text().replace("max_epochs = 30", "max_epochs = 1"))
+    assert main(["tune", str(cfg), "--trials", "2", "--workers", "1", "--memory-limit", "1", "--json",
+                 "--store", str(tmp_path / "m.db")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["trials"] == 2 and "memory limit" in summary["schedule"]
