@@ -145,13 +145,13 @@ class GridSearch(Strategy):
         return self.ask(number)
 
 
+def _middle(dim):
+    """The middle of an interval (on its scale), the first value of a choice."""
+    return dim.from_unit(0.5) if dim.numeric else dim.grid(1)[0]
+
+
 def _start_point(space: Space) -> dict:
-    """The middle of every interval (on its scale) and the first value of every choice."""
-    point = {}
-    for name, dim in space.dims.items():
-        if dim.when is None or dim.when.holds(point):
-            point[name] = dim.from_unit(0.5) if dim.numeric else dim.grid(1)[0]
-    return point
+    return _with(space, {}, None, None)
 
 
 class CoordinateDescent(Strategy):
@@ -212,11 +212,12 @@ class CoordinateDescent(Strategy):
 
 
 def _with(space: Space, point: dict, knob: str, value) -> dict:
-    """``point`` with one knob changed, conditional knobs added or dropped to stay consistent."""
+    """``point`` with one knob changed, conditional knobs added (at their middle) or dropped to
+    stay consistent."""
     out = {}
     for name, dim in space.dims.items():
         if dim.when is None or dim.when.holds(out):
-            out[name] = value if name == knob else point.get(name, _start_point(space).get(name))
+            out[name] = value if name == knob else point.get(name, _middle(dim))
     return out
 
 
