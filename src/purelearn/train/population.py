@@ -38,8 +38,13 @@ class Data:
         return len(self.X_train)
 
 
-def _column(members, get) -> torch.Tensor:
-    return torch.tensor([float(get(m.train)) for m in members])
+def _values(members, name: str) -> list:
+    """One training hyper-parameter of every member."""
+    return [getattr(m.train, name) for m in members]
+
+
+def _column(members, name: str) -> torch.Tensor:
+    return torch.tensor([float(v) for v in _values(members, name)])
 
 
 class Population:
@@ -58,18 +63,16 @@ class Population:
         self.forward_masks = self.masks if self.model.activation == "sigmoid" else None
         self.rule = self._rule(P)
         self.state = self.rule.init(self.params)
-        self.schedule = optim.Schedule(*(_column(members, lambda t, k=k: getattr(t, k))
-                                         for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
+        self.schedule = optim.Schedule(*(_column(members, k) for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
         self.average = optim.polyak_init(self.params) if self.hp.polyak else None
-        self.sparsity_coef = _column(members, lambda t: t.sparsity_coef).to(dev)
-        self.sparsity_target = _column(members, lambda t: t.sparsity_target).to(dev)
-        self.patience = Patience([m.train.patience for m in members],
-                                 [m.train.patience_increase for m in members],
-                                 [m.train.patience_mode == "add" for m in members],
-                                 [m.train.improvement for m in members])
+        self.sparsity_coef = _column(members, "sparsity_coef").to(dev)
+        self.sparsity_target = _column(members, "sparsity_target").to(dev)
+        self.patience = Patience(_values(members, "patience"), _values(members, "patience_increase"),
+                                 [mode == "add" for mode in _values(members, "patience_mode")],
+                                 _values(members, "improvement"))
         self.best = {k: v.detach().clone() for k, v in self.params.items()}
         self.best_loss = np.full(P, np.inf)
-        self.level = np.array([m.train.significance for m in members])
+        self.level = np.array(_values(members, "significance"))
         self.best_example_errors = (torch.full((P, len(data.X_valid)), float("inf"), device=dev)
                                     if self.level.any() else None)
         self.rngs = [np.random.default_rng([m.train.seed, 1]) for m in members]
@@ -78,6 +81,7 @@ class Population:
         self.stopped = [None] * P
         self.stopped_at = np.zeros((P, 2))  # examples seen, seconds
         self.first_loss = np.full(P, np.nan)
+        self.divergence = np.array(_values(members, "divergence"))
         self.retired: list[int] = []       # stopped members whose results were not handed out yet
 
     # ---- construction ------------------------------------------------------------------
@@ -99,8 +103,8 @@ class Population:
             parts.append(optim.adagrad())
         elif self.hp.optimizer == "adam":
             parts.append(optim.adam())
-        elif any(m.train.momentum for m in ms):
-            parts.append(optim.momentum(column([m.train.momentum for m in ms]), self.hp.momentum_form))
+        elif any(_values(ms, "momentum")):
+            parts.append(optim.momentum(column(_values(ms, "momentum")), self.hp.momentum_form))
         scales = {n: [m.train.lr_scale[layer[n]] for m in ms] for n in names}
         if any(s != 1 for c in scales.values() for s in c):
             parts.append(optim.scale_by_layer({n: column(c) for n, c in scales.items()}))
@@ -156,7 +160,7 @@ class Population:
         vloss = example_loss.mean(1).cpu().numpy().astype(np.float64)
         verr = example_error.mean(1).cpu().numpy().astype(np.float64)
         train_loss = train_loss[pos]
-        limit = np.array([self.members[i].train.divergence for i in ids]) * self.first_loss[ids]
+        limit = self.divergence[ids] * self.first_loss[ids]
         diverged = ~np.isfinite(train_loss) | (train_loss > limit) | ~np.isfinite(vloss)
         accept = None
         if self.best_example_errors is not None:
@@ -219,12 +223,16 @@ class Population:
 
     # ---- the loop ---------------------------------------------------------------------
 
+    def _orders(self) -> torch.Tensor:
+        """This epoch's example order of every alive member, each from its own generator."""
+        return torch.as_tensor(np.stack([self.rngs[i].permutation(self.data.n_train) for i in self.alive]),
+                               device=self.data.device)
+
     def time_steps(self, steps: int) -> float:
         """Seconds for ``steps`` updates of the whole population (no validation): what a
         scheduler measures to decide how to batch trials. Leaves the parameters trained."""
         d, B = self.data, self.hp.batch_size
-        order = torch.as_tensor(np.stack([self.rngs[i].permutation(d.n_train) for i in self.alive]),
-                                device=d.device)
+        order = self._orders()
         self._step(order[:, :B], 1)                               # warm up
         start = time.perf_counter()
         for t in range(steps):
@@ -244,14 +252,13 @@ class Population:
         the results of finished members while the others still train."""
         d, B = self.data, self.hp.batch_size
         valid_every = self.hp.valid_every or max(len(d.X_valid), B)
-        max_epochs = np.array([m.train.max_epochs for m in self.members])
+        max_epochs = np.array(_values(self.members, "max_epochs"))
         self.start = time.perf_counter()
         examples = step = epoch = 0
         self.interval = [torch.zeros(len(self.alive), device=d.device), 0]  # train loss since last validation
         while len(self.alive):
             epoch += 1
-            order = torch.as_tensor(np.stack([self.rngs[i].permutation(d.n_train) for i in self.alive]),
-                                    device=d.device)
+            order = self._orders()
             epoch_criterion = torch.zeros(len(self.alive), device=d.device)
             for s in range(0, d.n_train, B):
                 step += 1
@@ -261,8 +268,9 @@ class Population:
                 self.interval[0] += losses
                 self.interval[1] += 1
                 epoch_criterion += criterion
-                examples += min(B, d.n_train - s)
-                if examples // valid_every > (examples - min(B, d.n_train - s)) // valid_every:
+                seen = min(B, d.n_train - s)
+                examples += seen
+                if examples // valid_every > (examples - seen) // valid_every:     # crossed a multiple
                     keep = self._check(examples, np.arange(len(self.alive)), progress)
                     yield from self._hand_out()
                     if keep is not None:
@@ -274,9 +282,8 @@ class Population:
             if len(spent):
                 # A member out of budget gets a last validation unless it just had one; the
                 # others go on exactly as they would alone.
-                fresh = self.curves[self.alive[spent[0]]][-1]["examples_seen"] == examples if \
-                    self.curves[self.alive[spent[0]]] else False
-                if not fresh:
+                curve = self.curves[self.alive[spent[0]]]
+                if not (curve and curve[-1]["examples_seen"] == examples):
                     self._check(examples, spent, progress, budget=True)
                 else:
                     self._retire(spent, ["budget"] * len(spent), examples)
@@ -290,7 +297,7 @@ class Population:
         seconds = time.perf_counter() - self.start
         reasons = self._validate(examples, train_loss, seconds, pos)
         if budget:
-            reasons = np.where(reasons == None, "budget", reasons)  # noqa: E711
+            reasons = np.array([r or "budget" for r in reasons], dtype=object)
         else:
             self.interval = [torch.zeros_like(self.interval[0]), 0]
         if progress is not None:
