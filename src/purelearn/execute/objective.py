@@ -69,9 +69,6 @@ class ConfigObjective:
 
     config: Config
 
-    def __call__(self, params: dict, seed: int) -> Outcome:
-        return next(iter(self.run_batch([(0, params, seed)])))[1]
-
     def run_batch(self, jobs):
         """Yield (number, Outcome) for jobs [(number, params, seed)], each as soon as its trial
         stops; a trial whose settings are refused fails alone, at once."""

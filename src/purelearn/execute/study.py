@@ -3,6 +3,8 @@ read once (§3)."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..config import Config
@@ -13,7 +15,10 @@ from ..store import Store, StudyRecord, Trial
 from .objective import apply_params
 
 class Study:
-    """A study in its store: its trials, its best trial and the analyses of §3.4."""
+    """A study in its store: its trials, its best trial and the analyses of §3.4.
+
+    The trials are read once, when first asked for: a Study is a snapshot (``tune`` returns a
+    new one after each run)."""
 
     def __init__(self, store: Store, record: StudyRecord):
         self.store, self.record = store, record
@@ -23,7 +28,7 @@ class Study:
     def name(self) -> str:
         return self.record.name
 
-    @property
+    @functools.cached_property
     def trials(self) -> list[Trial]:
         return self.store.trials(self.record)
 
