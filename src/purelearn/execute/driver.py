@@ -17,6 +17,7 @@ from ..errors import ConfigError, unknown
 from ..search import BorderRule, Space, make_strategy
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial
+from ..train import resolve_device
 from .objective import ConfigObjective, apply_params, as_objective
 from .schedule import Schedule, calibrate, choose, default_memory_limit
 from .study import Study
@@ -82,8 +83,9 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
         record = _open_study(store, study, strategy, space, seed, expand, options, objective)
-        if workers is None:
-            workers = (os.cpu_count() or 1) if isinstance(objective, ConfigObjective) else 1
+        if workers is None:     # a process per core, but one process on a GPU or for a function
+            on_gpu = isinstance(objective, ConfigObjective) and resolve_device(objective.config.device).type == "cuda"
+            workers = (os.cpu_count() or 1) if isinstance(objective, ConfigObjective) and not on_gpu else 1
         planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
         return _Driver(store, record, objective, trials, workers, planner, executor, progress).run()
 

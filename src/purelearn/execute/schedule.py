@@ -63,13 +63,14 @@ def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, 
     if cal.gain < BATCH_GAIN:
         return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured only "
                               f"{cal.gain:.2f}x faster for these models")
-    p = min(max(2, min(MAX_POPULATION, math.ceil(trials / w))), fit)
+    wanted = max(2, min(MAX_POPULATION, math.ceil(trials / w)))
+    p = min(wanted, fit)
     if p == 1:
         return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured {cal.gain:.1f}x "
                               "faster, but one member is all the memory limit holds")
     return Schedule(w, p, f"populations of up to {p} trials in each of {w} process(es): batching measured "
                           f"{cal.gain:.1f}x faster than one trial at a time"
-                          + (" (limited by memory)" if p == fit and fit < MAX_POPULATION else ""))
+                          + (" (limited by memory)" if p < wanted else ""))
 
 
 def member_bytes(n_params: int, batch: int, widths: int, optimizer_copies: int = 2) -> int:
