@@ -7,7 +7,7 @@ import functools
 
 import torch
 
-from ..config import Config
+from ..config import Config, flatten
 from ..errors import ConfigError, PurelearnError, TestSetError
 from ..search import Expansion, border_warnings, efficiency_curve, plateau
 from ..search.parse import parse_space
@@ -54,7 +54,7 @@ class Study:
 
     def config(self) -> Config | None:
         data = self.record.settings.get("config")
-        return None if data is None else Config().with_values(_flat(data))
+        return None if data is None else Config().with_values(flatten(data))
 
     def best_config(self) -> Config:
         best = self.best
@@ -87,13 +87,3 @@ class Study:
         value = float(example_errors(model.output, z, ytorch).mean())
         self.store.add_test_evaluation(self.record, best.number, value, forced=bool(previous))
         return value
-
-
-def _flat(d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
-        else:
-            out[k] = v
-    return out
