@@ -82,29 +82,44 @@ def train_command(args) -> int:
     return 0
 
 
-class Progress:
-    """A live status line (rewritten in place on a terminal, a line every few seconds otherwise)."""
+class StatusLine:
+    """A live status line: rewritten in place on a terminal, otherwise a line at most every
+    ``every`` seconds (unless ``force``), so logs stay short."""
 
     def __init__(self, stream, every: float = 5.0):
         self.stream, self.every, self.last, self.tty = stream, every, 0.0, stream.isatty()
 
-    def __call__(self, event: dict) -> None:
+    def due(self, force: bool = False) -> bool:
         now = time.monotonic()
-        if not self.tty and now - self.last < self.every:
-            return
-        self.last = now
-        best = event["best_valid_error"]
-        line = (f"examples {event['examples_seen']:>9,}  train loss {event['train_loss'].min():.4f}  "
-                f"best valid error {best.min():.4f}  patience left {int(event['patience_left'].max()):,}  "
-                f"{event['seconds']:.1f} s")
-        if event["members"] > 1:
-            line += f"  ({event['alive']}/{event['members']} training)"
+        if self.tty or force or now - self.last >= self.every:
+            self.last = now
+            return True
+        return False
+
+    def show(self, line: str, notes=()) -> None:
+        for note in notes:                       # lines that stay, above the status line
+            self.stream.write(("\r\x1b[K" if self.tty else "") + f"{note}\n")
         self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
+
+
+class Progress(StatusLine):
+    """Training: examples seen, training loss, best validation error, patience left."""
+
+    def __call__(self, event: dict) -> None:
+        if not self.due():
+            return
+        best = event["best_valid_error"]
+        line = (f"examples {event['examples_seen']:>9,}  train loss {event['train_loss'].min():.4f}  "
+                f"best valid error {best.min():.4f}  patience left {int(event['patience_left'].max()):,}  "
+                f"{event['seconds']:.1f} s")
+        if event["members"] > 1:
+            line += f"  ({event['alive']}/{event['members']} training)"
+        self.show(line)
 
 
 def tune_command(args) -> int:
@@ -126,10 +141,12 @@ def tune_command(args) -> int:
     print(f"study {study_name!r} in {store}: {spec.strategy} search of {len(space.dims)} knobs, "
           f"{spec.trials} trials", file=sys.stderr)
     start = time.perf_counter()
+    show = TuneProgress(sys.stderr)
     study = tune(config, space, strategy=spec.strategy, trials=spec.trials, store=store, study=study_name,
                  workers=spec.workers or None, population=spec.population_size(),
                  memory_limit=spec.memory_limit * 2 ** 20 or None, seed=spec.seed, expand=spec.expand,
-                 options=spec.options(), progress=TuneProgress(sys.stderr))
+                 options=spec.options(), progress=show)
+    show.close()
     summary = study_summary(study) | {"store": store, "seconds": round(time.perf_counter() - start, 3),
                                       "schedule": getattr(study, "schedule", None)}
     if args.evaluate_test:
@@ -167,25 +184,16 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-class TuneProgress:
-    """Trials done / failed / running, best so far and time left, after every trial."""
-
-    def __init__(self, stream, every: float = 5.0):
-        self.stream, self.tty, self.every, self.last = stream, stream.isatty(), every, 0.0
+class TuneProgress(StatusLine):
+    """Tuning: trials done / failed / running, best so far and time left, after every trial."""
 
     def __call__(self, p) -> None:
-        now = time.monotonic()
-        if not (self.tty or p.events or p.done == p.total or now - self.last >= self.every):
+        if not self.due(force=bool(p.events) or p.done == p.total):
             return
-        self.last = now
-        for event in p.events:
-            self.stream.write(("\n" if self.tty else "") + f"{event}\n")
         best = "-" if p.best is None else f"{p.best:.4f}"
         eta = "" if p.eta is None else f"  about {p.eta:.0f} s left"
-        line = (f"trials {p.done}/{p.total} done ({p.failed} failed, {p.running} running)  "
-                f"best {best}  {p.seconds:.0f} s{eta}")
-        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
-        self.stream.flush()
+        self.show(f"trials {p.done}/{p.total} done ({p.failed} failed, {p.running} running)  "
+                  f"best {best}  {p.seconds:.0f} s{eta}", p.events)
 
 
 def _open_study(args):
