@@ -43,8 +43,11 @@ def ours(total: int, block: int, folder: Path) -> tuple[float, float, float]:
     pl.tune(ours_noop, SPACE, trials=total, store=folder / "ours.db", study="s",
             progress=lambda p: stamps.append(time.perf_counter()))
     t0 = time.perf_counter()
-    pl.tune(ours_noop, SPACE, trials=total, store=folder / "ours.db", study="s")
-    return (*_blocks(stamps, block), time.perf_counter() - t0)
+    study = pl.tune(ours_noop, SPACE, trials=total, store=folder / "ours.db", study="s")
+    reopen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    study.efficiency_curve()
+    return (*_blocks(stamps, block), reopen, time.perf_counter() - t0)
 
 
 def optuna_run(total: int, block: int, storage) -> tuple[float, float]:
@@ -71,18 +74,18 @@ def main():
     parser.add_argument("--optuna-sqlite-max", type=int, default=1000)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print("| system | trials | ms/trial, first 100 | ms/trial, last 100 | reopen the study, s |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| system | trials | ms/trial, first 100 | ms/trial, last 100 | reopen the study, s | efficiency curve, s |")
+    print("| --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for n in (100, 1000, args.max):
             folder = Path(tmp) / f"o{n}"
             folder.mkdir()
-            print(f"| purelearn (SQLite) | {n:,} | %.3f | %.3f | %.2f |" % ours(n, 100, folder), flush=True)
+            print(f"| purelearn (SQLite) | {n:,} | %.3f | %.3f | %.2f | %.2f |" % ours(n, 100, folder), flush=True)
         for n in (100, 1000, args.max):
-            print(f"| Optuna (in memory) | {n:,} | %.3f | %.3f | - |" % optuna_run(n, 100, None), flush=True)
+            print(f"| Optuna (in memory) | {n:,} | %.3f | %.3f | - | - |" % optuna_run(n, 100, None), flush=True)
         for n in (100, args.optuna_sqlite_max):
             url = f"sqlite:///{tmp}/optuna{n}.db"
-            print(f"| Optuna (SQLite) | {n:,} | %.3f | %.3f | - |" % optuna_run(n, 100, url), flush=True)
+            print(f"| Optuna (SQLite) | {n:,} | %.3f | %.3f | - | - |" % optuna_run(n, 100, url), flush=True)
 
 
 if __name__ == "__main__":
