@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from purelearn.errors import ConfigError
-from purelearn.nn import (MLP, example_errors, example_losses, forward, init_bound, init_member,
-                          sparsity_penalty, stack_members, unit_masks)
+from purelearn.nn import (ACTIVATIONS, MLP, backprop, example_errors, example_losses, forward, init_bound,
+                          init_member, sparsity_penalty, stack_members, unit_masks)
+from purelearn.nn.losses import output_delta
 
 
 def test_glorot_bounds_and_the_sigmoid_factor():
@@ -61,6 +62,61 @@ def test_sparsity_penalties_match_their_formulas_and_finite_differences(kind):
                 "squared": (mean - r) ** 2}[kind].sum(-1)
     assert np.allclose(sparsity_penalty(kind, h, rho).numpy(), expected)
     assert torch.autograd.gradcheck(lambda x: sparsity_penalty(kind, x, rho).sum(), (h.requires_grad_(),))
+
+
+def _padded_population(activation, output, dtype=torch.float64):
+    """Three members of different widths (padded and, for the sigmoid, masked), their own
+    minibatches, and targets for ``output``."""
+    g = torch.Generator().manual_seed(3)
+    specs = [MLP(h, activation).checked("classification") for h in [(5, 3), (2, 7), (4, 4)]]
+    params = stack_members([init_member(s, 4, 3, seed=i) for i, s in enumerate(specs)])
+    params = {k: (v + 0.1 * torch.randn(v.shape, generator=g) * (v != 0)).to(dtype) for k, v in params.items()}
+    masks = unit_masks([s.hidden for s in specs])
+    masks = [m.to(dtype) for m in masks] if activation == "sigmoid" else None
+    X = torch.randn(3, 6, 4, generator=g, dtype=dtype)
+    y = (torch.randint(0, 3, (3, 6), generator=g) if output == "softmax"
+         else torch.randint(0, 2, (3, 6, 3), generator=g).to(dtype) if output == "sigmoid"
+         else torch.randn(3, 6, 3, generator=g, dtype=dtype))
+    return params, masks, X, y
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear"])
+def test_hand_derived_gradients_match_autograd(activation, output):
+    params, masks, X, y = _padded_population(activation, output)
+    graph = {k: v.clone().requires_grad_() for k, v in params.items()}
+    losses = example_losses(output, forward(graph, X, activation, masks), y)
+    expected = torch.autograd.grad(losses.mean(1).sum(), list(graph.values()))
+
+    z, hidden = forward(params, X, activation, masks, keep_hidden=True)
+    hand_losses, delta = output_delta(output, z, y)
+    assert torch.allclose(hand_losses, losses.detach(), atol=1e-12)
+    grads = backprop.gradients(params, X, hidden, delta / X.shape[1], activation)
+    assert list(grads) == list(params)
+    for (name, got), want in zip(grads.items(), expected):
+        assert torch.allclose(got, want, atol=1e-10), name
+        if name.startswith("W"):          # padded weights (exactly 0) stay out of training
+            assert torch.all(got[params[name] == 0] == 0), name
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_fused_sgd_step_is_a_gradient_step(activation):
+    params, masks, X, y = _padded_population(activation, "softmax")
+    lr = torch.tensor([0.5, 0.1, 2.0], dtype=torch.float64)
+    z, hidden = forward(params, X, activation, masks, keep_hidden=True)
+    grads = backprop.gradients(params, X, hidden, output_delta("softmax", z.clone(), y)[1] / 6, activation)
+    expected = {k: v - lr.view(-1, 1, 1) * grads[k] for k, v in params.items()}
+    delta = output_delta("softmax", z, y)[1] * (lr / -6).view(-1, 1, 1)
+    backprop.sgd_step(params, X, hidden, delta, activation)
+    for k in params:
+        assert torch.allclose(params[k], expected[k], atol=1e-12), k
+
+
+def test_tanh_through_the_sigmoid_agrees_with_tanh():
+    x = torch.linspace(-30, 30, 100_001)
+    act = ACTIVATIONS["tanh"]
+    assert (act.apply(x) - torch.tanh(x)).abs().max() < 3e-7
+    assert (act.apply_(x.clone()) - torch.tanh(x)).abs().max() < 3e-7
 
 
 def test_padded_members_compute_as_if_alone():

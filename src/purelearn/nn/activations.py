@@ -1,18 +1,48 @@
-"""Hidden-unit non-linearities of §3.2 (and softsign, §6.1)."""
+"""Hidden-unit non-linearities of §3.2 (and softsign, §6.1).
+
+Each comes in three forms: out of place (for autograd), in place (for the hand-derived training
+step and for validation, where no graph is kept), and its slope written in terms of the output
+h = act(z), so the backward pass needs only the kept outputs.
+"""
 
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import unknown
 
+
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    # tanh(x) = 2 sigmoid(2x) - 1. On the CPUs measured here torch.sigmoid is vectorized and
+    # torch.tanh is not (3-4x slower); the two agree to 2e-7 absolute.
+    return torch.tanh(x) if x.is_cuda else torch.sigmoid(x * 2) * 2 - 1
+
+
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    return x.tanh_() if x.is_cuda else x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
+def _softsign_(x: torch.Tensor) -> torch.Tensor:
+    return x.div_(x.abs().add_(1))
+
+
+class Activation(NamedTuple):
+    apply: Callable            # act(z), a new tensor
+    apply_: Callable           # act(z) written over z
+    slope: Callable            # act'(z) as a function of h = act(z)
+
+
 ACTIVATIONS = {
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "rectifier": torch.relu,
-    "hard_tanh": F.hardtanh,
-    "softsign": F.softsign,
+    "sigmoid": Activation(torch.sigmoid, torch.sigmoid_, lambda h: h * (1 - h)),
+    "tanh": Activation(_tanh, _tanh_, lambda h: 1 - h * h),
+    "rectifier": Activation(torch.relu, torch.relu_, lambda h: (h > 0).to(h.dtype)),
+    # hard_tanh(z) = clamp(z, -1, 1): slope 1 strictly inside, 0 at and beyond the corners.
+    "hard_tanh": Activation(F.hardtanh, F.hardtanh_, lambda h: (h.abs() < 1).to(h.dtype)),
+    # softsign(z) = z / (1 + |z|): slope 1 / (1 + |z|)^2 = (1 - |h|)^2.
+    "softsign": Activation(F.softsign, _softsign_, lambda h: (1 - h.abs()).pow(2)),
 }
 ALIASES = {"relu": "rectifier", "hardtanh": "hard_tanh", "logistic": "sigmoid"}
 
@@ -25,5 +55,5 @@ def canonical(name: str) -> str:
     return name
 
 
-def activation(name: str):
+def activation(name: str) -> Activation:
     return ACTIVATIONS[canonical(name)]

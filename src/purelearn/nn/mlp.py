@@ -94,18 +94,20 @@ def unit_masks(hidden_per_member: list[tuple[int, ...]]) -> list[torch.Tensor] |
 def forward(params: dict[str, torch.Tensor], X: torch.Tensor, activation: str,
             masks: list[torch.Tensor] | None = None, keep_hidden: bool = False):
     """Output pre-activations [P, B, k] for inputs X: [P, B, d] (one minibatch per member) or
-    [B, d] (shared by all members). With ``keep_hidden`` also returns the hidden activations."""
+    [B, d] (shared by all members). With ``keep_hidden`` also returns the hidden activations.
+    Without a graph to record, activations are computed in place (no extra tensor per layer)."""
     act = activation_fn(activation)
     n_layers = len(params) // 2
+    in_place = not (torch.is_grad_enabled() and params["W0"].requires_grad)
     h, hidden = X, []
     for l in range(n_layers):
         W, b = params[f"W{l}"], params[f"b{l}"]
         z = torch.baddbmm(b, h, W) if h.dim() == 3 else _shared_input(h, W, b)
         if l == n_layers - 1:
             return (z, hidden) if keep_hidden else z
-        h = act(z)
+        h = act.apply_(z) if in_place else act.apply(z)
         if masks is not None:
-            h = h * masks[l]
+            h = h.mul_(masks[l]) if in_place else h * masks[l]
         if keep_hidden:
             hidden.append(h)
 

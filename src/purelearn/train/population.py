@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from .. import optim
-from ..nn import example_errors, example_losses, forward, init_member, member_params, sparsity_penalty
+from ..nn import backprop, example_errors, example_losses, forward, init_member, member_params, sparsity_penalty
+from ..nn.losses import output_delta
 from ..nn.mlp import stack_members, unit_masks
 from .early_stopping import Patience, significant
 from .hyper import Member
@@ -55,13 +56,14 @@ class Population:
         self.model, self.hp = members[0].model, members[0].train
         P = len(members)
         stacked = stack_members([init_member(m.model, data.n_in, data.n_out, m.train.seed) for m in members])
-        self.params = {k: v.to(dev).requires_grad_() for k, v in stacked.items()}
+        self.params = {k: v.to(dev) for k, v in stacked.items()}
         masks = unit_masks([m.model.hidden for m in members])
         self.masks = None if masks is None else [m.to(dev) for m in masks]
         # A padded unit has zero weights in and out, so it outputs act(0) and learns nothing as
         # long as act(0) = 0; only the sigmoid (act(0) = 1/2) needs its output masked.
         self.forward_masks = self.masks if self.model.activation == "sigmoid" else None
-        self.rule = self._rule(P)
+        parts = self._rule(P)
+        self.rule, self.plain_sgd = optim.chain(*parts), not parts
         self.state = self.rule.init(self.params)
         self.schedule = optim.Schedule(*(_column(members, k) for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
         self.average = optim.polyak_init(self.params) if self.hp.polyak else None
@@ -70,7 +72,7 @@ class Population:
         self.patience = Patience(_values(members, "patience"), _values(members, "patience_increase"),
                                  [mode == "add" for mode in _values(members, "patience_mode")],
                                  _values(members, "improvement"))
-        self.best = {k: v.detach().clone() for k, v in self.params.items()}
+        self.best = {k: v.clone() for k, v in self.params.items()}
         self.best_loss = np.full(P, np.inf)
         self.level = np.array(_values(members, "significance"))
         self.best_example_errors = (torch.full((P, len(data.X_valid)), float("inf"), device=dev)
@@ -86,9 +88,9 @@ class Population:
 
     # ---- construction ------------------------------------------------------------------
 
-    def _rule(self, P: int) -> optim.Transform:
-        """The update rule, with each member's coefficients; a transform every member would
-        skip (all coefficients zero) is left out."""
+    def _rule(self, P: int) -> list[optim.Transform]:
+        """The transforms of the update rule, with each member's coefficients; a transform every
+        member would skip (all coefficients zero) is left out. None left: plain SGD."""
         ms, names = self.members, list(self.params)
         layer = {name: int(name[1:]) for name in names}
         decayed = names if self.hp.decay_biases else [n for n in names if n.startswith("W")]
@@ -108,32 +110,49 @@ class Population:
         scales = {n: [m.train.lr_scale[layer[n]] for m in ms] for n in names}
         if any(s != 1 for c in scales.values() for s in c):
             parts.append(optim.scale_by_layer({n: column(c) for n, c in scales.items()}))
-        return optim.chain(*parts)
+        return parts
 
     # ---- one update -------------------------------------------------------------------
 
     def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        d, hp = self.data, self.hp
-        sparse = hp.sparsity != "none"
+        d, B = self.data, idx.shape[1]
         flat = idx.reshape(-1)            # each member's own minibatch, gathered in one call
         X = d.X_train.index_select(0, flat).view(*idx.shape, -1)
         y = d.y_train.index_select(0, flat).view(*idx.shape, *d.y_train.shape[1:])
-        out = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=sparse)
-        z, hidden = out if sparse else (out, None)
-        losses = example_losses(self.model.output, z, y).mean(1)
-        criterion = losses
-        if sparse:
-            masks = self.masks or [None] * len(hidden)
-            penalty = sum(sparsity_penalty(hp.sparsity, h, self.sparsity_target, m) for h, m in zip(hidden, masks))
-            criterion = losses + self.sparsity_coef * penalty
-        grads = dict(zip(self.params, torch.autograd.grad(criterion.sum(), list(self.params.values()))))
+        rates = self.schedule.rates(step)
+        if self.hp.sparsity != "none":
+            losses, criterion, grads = self._graph_gradients(X, y)
+        else:
+            z, hidden = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=True)
+            losses, delta = output_delta(self.model.output, z, y)
+            losses = criterion = losses.mean(1)
+            if self.plain_sgd:
+                backprop.sgd_step(self.params, X, hidden, delta.mul_((rates / -B).view(-1, 1, 1)),
+                                  self.model.activation)
+                grads = None
+            else:
+                grads = backprop.gradients(self.params, X, hidden, delta.div_(B), self.model.activation)
         with torch.no_grad():
-            updates = self.rule.update(grads, self.state, self.params, step=step,
-                                       decay_scale=idx.shape[1] / d.n_train)
-            optim.descend(self.params, updates, self.schedule.rates(step))
+            if grads is not None:
+                updates = self.rule.update(grads, self.state, self.params, step=step, decay_scale=B / d.n_train)
+                optim.descend(self.params, updates, rates)
             if self.average is not None:
                 optim.polyak_update(self.average, self.params, step)
-        return losses.detach(), criterion.detach()
+        return losses, criterion
+
+    def _graph_gradients(self, X: torch.Tensor, y: torch.Tensor):
+        """Gradients through autograd, for criteria with a sparsity penalty on the hidden units."""
+        hp = self.hp
+        params = {k: v.requires_grad_() for k, v in self.params.items()}
+        z, hidden = forward(params, X, self.model.activation, self.forward_masks, keep_hidden=True)
+        losses = example_losses(self.model.output, z, y).mean(1)
+        masks = self.masks or [None] * len(hidden)
+        penalty = sum(sparsity_penalty(hp.sparsity, h, self.sparsity_target, m) for h, m in zip(hidden, masks))
+        criterion = losses + self.sparsity_coef * penalty
+        grads = torch.autograd.grad(criterion.sum(), list(params.values()))
+        for v in params.values():
+            v.requires_grad_(False)
+        return losses.detach(), criterion.detach(), dict(zip(params, grads))
 
     # ---- validation and stopping ---------------------------------------------------------
 
@@ -188,7 +207,7 @@ class Population:
         params = self.average if self.average is not None else self.params
         with torch.no_grad():
             for k, v in params.items():
-                self.best[k].index_copy_(0, dest, v.detach().index_select(0, pos))
+                self.best[k].index_copy_(0, dest, v.index_select(0, pos))
             if self.best_example_errors is not None:
                 self.best_example_errors.index_copy_(0, dest, example_error)
 
@@ -207,7 +226,7 @@ class Population:
         done[pos] = True
         keep = torch.as_tensor(np.flatnonzero(~done), device=self.data.device)
         with torch.no_grad():
-            self.params = {k: v.detach().index_select(0, keep).requires_grad_() for k, v in self.params.items()}
+            self.params = {k: v.index_select(0, keep) for k, v in self.params.items()}
         self.state = optim.select(self.state, keep)
         self.schedule.select(keep)
         if self.average is not None:
