@@ -40,7 +40,7 @@ def _loss_of(params_flat, shapes, X, y, activation, output):
 def test_model_gradients_match_finite_differences(activation, output):
     g = torch.Generator().manual_seed(0)
     P, B, d, h, k = 2, 5, 4, 3, 3
-    shapes = [("W0", (P, d, h)), ("b0", (P, 1, h)), ("W1", (P, h, k)), ("b1", (P, 1, k))]
+    shapes = [("W0", (P, h, d)), ("b0", (P, 1, h)), ("W1", (P, k, h)), ("b1", (P, 1, k))]
     flat = torch.randn(sum(int(np.prod(s)) for _, s in shapes), generator=g, dtype=torch.float64)
     X = torch.randn(P, B, d, generator=g, dtype=torch.float64)
     y = (torch.randint(0, k, (B,), generator=g) if output == "softmax"

@@ -11,7 +11,7 @@ import torch
 
 import purelearn as pl
 from purelearn.cli import main
-from purelearn.errors import ConfigError, StoreError, TestSetError
+from purelearn.errors import ConfigError, PurelearnError, StoreError, TestSetError
 from purelearn.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -193,7 +193,12 @@ def test_study_evaluates_the_test_split_once(tmp_path):
     assert study.evaluate_test(force=True) == value
     assert [e["forced"] for e in study.store.test_evaluations(study.record)] == [False, True]
     weights = torch.load(study.store.weights_path(study.record), weights_only=True)
-    assert weights["W0"].shape[0] == 64
+    assert weights["W0"].shape[1] == 64                # [fan_out, fan_in]: 64 pixels in
+    torch.save({k: v.t() if k.startswith("W") else v for k, v in weights.items()},
+               study.store.weights_path(study.record))
+    with pytest.raises(PurelearnError, match="don't have the shapes"):
+        study.evaluate_test(force=True)
+    assert len(study.store.test_evaluations(study.record)) == 2
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -80,8 +80,14 @@ class Study:
 
         params = torch.load(path, weights_only=True)
         splits = cfg.data.splits()
-        X, y = splits.read_test()
         model = cfg.model.checked(splits.task)
+        sizes = model.sizes(splits.n_features, splits.n_outputs)
+        if [tuple(params.get(f"W{l}", torch.empty(0)).shape) for l in range(len(sizes) - 1)] != list(
+                zip(sizes[1:], sizes[:-1])):
+            raise PurelearnError(f"the best trial's parameters ({path}) don't have the shapes of a "
+                                 f"{'-'.join(map(str, sizes))} network with [fan_out, fan_in] weights; "
+                                 "they were written by another version of purelearn. Re-run the study.")
+        X, y = splits.read_test()
         z = predict_scores(params, X, model.activation).unsqueeze(0)
         ytorch = torch.as_tensor(y) if model.output == "softmax" else torch.as_tensor(y, dtype=torch.float32)
         value = float(example_errors(model.output, z, ytorch).mean())

@@ -1,8 +1,8 @@
 """The MLP's backward pass derived by hand (§2.2's chain rule, written out for this one family).
 
 For an MLP the gradient is a short recursion: with delta_L the gradient of the loss with respect
-to the output pre-activations, delta_{l-1} = (delta_l W_l^T) * act'(z_{l-1}), and
-dW_l = h_{l-1}^T delta_l, db_l = sum of delta_l over the minibatch. Written out, it needs no
+to the output pre-activations (rows are examples), delta_{l-1} = (delta_l W_l) * act'(z_{l-1}),
+and dW_l = delta_l^T h_{l-1}, db_l = sum of delta_l over the minibatch. Written out, it needs no
 recorded graph and lets plain SGD add h^T delta straight into W (one fused matrix product per
 layer, no gradient tensors); the tests check it against autograd.
 """
@@ -25,7 +25,7 @@ def deltas(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torch.
     weights are zero, and a masked sigmoid unit (h = 0) has slope h (1 - h) = 0."""
     slope = activation_fn(activation).slope
     for l in range(len(hidden), -1, -1):
-        below = torch.bmm(delta, params[f"W{l}"].transpose(1, 2)) if l else None
+        below = torch.bmm(delta, params[f"W{l}"]) if l else None
         yield l, (hidden[l - 1] if l else X), delta
         if l:
             delta = below.mul_(slope(hidden[l - 1]))
@@ -36,15 +36,15 @@ def gradients(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[tor
     """Every parameter's gradient, named as in ``params``, for the output gradient ``delta``."""
     grads = {}
     for l, h, d in deltas(params, X, hidden, delta, activation):
-        grads[f"W{l}"] = torch.bmm(h.transpose(1, 2), d)
+        grads[f"W{l}"] = torch.bmm(d.transpose(1, 2), h)
         grads[f"b{l}"] = d.sum(1, keepdim=True)
     return {name: grads[name] for name in params}
 
 
 def sgd_step(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torch.Tensor], delta: torch.Tensor,
              activation: str) -> None:
-    """Plain SGD fused into the backward pass: W_l += h^T delta_l, in place, for ``delta``
+    """Plain SGD fused into the backward pass: W_l += delta_l^T h_{l-1}, in place, for ``delta``
     already scaled by minus each member's rate."""
     for l, h, d in deltas(params, X, hidden, delta, activation):
-        params[f"W{l}"].baddbmm_(h.transpose(1, 2), d)
+        params[f"W{l}"].baddbmm_(d.transpose(1, 2), h)
         params[f"b{l}"].add_(d.sum(1, keepdim=True))

@@ -160,7 +160,7 @@ class Population:
         """Per-example validation loss and error, [P_alive, N], in chunks to bound memory."""
         d = self.data
         params = self.average if self.average is not None else self.params
-        width = max(p.shape[-1] for p in params.values())
+        width = max(v.shape[-1] for k, v in params.items() if k.startswith("b"))
         chunk = max(1, (1 << 24) // (len(self.alive) * width))
         losses, errors = [], []
         with torch.no_grad():
