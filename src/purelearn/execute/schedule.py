@@ -22,8 +22,9 @@ MAX_POPULATION = 128     # beyond this the gain has flattened in every measureme
 
 @dataclass(frozen=True)
 class Calibration:
-    """Measured seconds per member-update: one member alone, and members of a population of
-    ``size``, both with one thread; ``member_bytes``: memory one member needs in a population."""
+    """Measured seconds per member-update: members trained alone, and the same ``size`` members
+    trained as the populations a batch would form, both with one thread; ``member_bytes``:
+    memory one member needs in a population."""
 
     alone: float
     batched: float
@@ -52,7 +53,7 @@ def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, 
         w = workers or cores
         return Schedule(w, 1, f"one trial at a time in each of {w} process(es): the objective is a function")
     if cal.device == "cuda":
-        p = min(population or MAX_POPULATION * 2, fit, trials)
+        p = min(population or batch_size(trials, 1, "cuda"), fit)
         return Schedule(workers or 1, p, f"GPU: populations of up to {p} trials in one process, data on the device "
                                          f"(batching measured {cal.gain:.1f}x faster than one at a time)")
     w = workers or cores
@@ -60,14 +61,14 @@ def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, 
         p = min(population, fit)
         return Schedule(w, p, f"populations of up to {p} trials (as asked) in each of {w} process(es)"
                               + (f", limited by memory to {p}" if p < population else ""))
+    if fit == 1:
+        return Schedule(w, 1, f"one trial at a time in each of {w} process(es): one member is all the memory "
+                              f"limit holds (batching measured {cal.gain:.2f}x faster)")
     if cal.gain < BATCH_GAIN:
         return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured only "
                               f"{cal.gain:.2f}x faster for these models")
-    wanted = max(2, min(MAX_POPULATION, math.ceil(trials / w)))
+    wanted = batch_size(trials, w, "cpu")
     p = min(wanted, fit)
-    if p == 1:
-        return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured {cal.gain:.1f}x "
-                              "faster, but one member is all the memory limit holds")
     return Schedule(w, p, f"populations of up to {p} trials in each of {w} process(es): batching measured "
                           f"{cal.gain:.1f}x faster than one trial at a time"
                           + (" (limited by memory)" if p < wanted else ""))
@@ -79,34 +80,43 @@ def member_bytes(n_params: int, batch: int, widths: int, optimizer_copies: int =
     return 4 * (n_params * (4 + optimizer_copies) + 3 * batch * widths)
 
 
-def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 30) -> Calibration:
-    """Time one update of a member alone and of a population of ``size`` members drawn from the
-    space, with one thread, on the study's data and device."""
+def batch_size(trials: int, workers: int, device: str) -> int:
+    """Trials per batch if batching: a GPU takes them all in one process; on CPU each worker
+    gets an equal share, within MAX_POPULATION."""
+    if device == "cuda":
+        return min(MAX_POPULATION * 2, trials)
+    return max(2, min(MAX_POPULATION, math.ceil(trials / workers)))
+
+
+def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 5) -> Calibration:
+    """Time ``steps`` updates of ``size`` members drawn from the space, first each alone, then
+    grouped into populations exactly as a batch of that many trials would be (same structure,
+    similar widths, padding), with one thread, on the study's data and device. What it measures
+    is the gain on a realistic batch: a space of many different shapes makes small populations,
+    and large members gain little from batching, which a population of identical copies hides."""
     from ..train import Population, check_member, resolve_device
+    from ..train.fit import populations
     from ..train.population import Data
     from .objective import _splits, apply_params
 
     draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size)]
     splits = _splits(draws[0])
     members = [check_member(c.member(), splits) for c in draws]
-    # A population of the median-sized draw, each member with another draw's numeric settings:
-    # what batching gains for a typical model, padding aside (populations group similar widths).
-    typical = sorted(members, key=lambda m: sum(m.model.hidden) * len(m.model.hidden))[len(members) // 2]
-    same = [replace(typical, train=replace(typical.train, lr=m.train.lr, seed=i)) for i, m in enumerate(members)]
     device = resolve_device(draws[0].device)
     data = Data(splits, device)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        alone = min(Population(same[:1], data).time_steps(steps) for _ in range(2))
-        batched = min(Population(same, data).time_steps(steps) for _ in range(2)) / len(same)
+        alone = sum(Population([m], data).time_steps(steps) for m in members)
+        batched = sum(Population([members[i] for i in part], data).time_steps(steps)
+                      for part in populations(members, size))
     finally:
         torch.set_num_threads(threads)
     largest = max(members, key=lambda m: sum(m.model.sizes(data.n_in, data.n_out)))
     sizes = largest.model.sizes(data.n_in, data.n_out)
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    return Calibration(alone, batched, len(same), member_bytes(n_params, largest.train.batch_size, sum(sizes)),
-                       device.type)
+    return Calibration(alone / size, batched / size, size,
+                       member_bytes(n_params, largest.train.batch_size, sum(sizes)), device.type)
 
 
 def default_memory_limit(device: str, workers: int) -> int:
