@@ -69,6 +69,14 @@ class ConfigObjective:
 
     config: Config
 
+    def prepare(self) -> None:
+        """Load the study's data before the first batch arrives (a worker does this while the
+        driver measures the schedule). A failure waits for the batch, whose trials report it."""
+        try:
+            _splits(self.config)
+        except PurelearnError:
+            pass
+
     def run_batch(self, jobs):
         """Yield (number, Outcome) for jobs [(number, params, seed)], each as soon as its trial
         stops; a trial whose settings are refused fails alone, at once."""
@@ -102,6 +110,9 @@ class FunctionObjective:
     train_loss=None)`` records the learning curve."""
 
     fn: object
+
+    def prepare(self) -> None:
+        pass
 
     def __call__(self, params: dict, seed: int) -> Outcome:
         curve = []

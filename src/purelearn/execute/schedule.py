@@ -107,9 +107,12 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 5) -> C
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        alone = sum(Population([m], data).time_steps(steps) for m in members)
-        batched = sum(Population([members[i] for i in part], data).time_steps(steps)
+        alone = [Population([m], data).time_steps(steps) for m in members]
+        # A population of one is the member alone: its time is already known.
+        batched = sum(alone[part[0]] if len(part) == 1 else
+                      Population([members[i] for i in part], data).time_steps(steps)
                       for part in populations(members, size))
+        alone = sum(alone)
     finally:
         torch.set_num_threads(threads)
     largest = max(members, key=lambda m: sum(m.model.sizes(data.n_in, data.n_out)))

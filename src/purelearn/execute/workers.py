@@ -60,6 +60,7 @@ def _worker(objective, conn, threads: int) -> None:
 
     torch.set_num_threads(threads)
     try:
+        objective.prepare()
         while (job := conn.recv()) is not None:
             batch_id, batch = job
             try:

@@ -23,12 +23,12 @@ def deltas(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torch.
     the recursion being linear). delta_{l-1} is computed from W_l before yielding, so the caller
     may update W_l in place as soon as it gets layer l. Padded units need no mask here: their
     weights are zero, and a masked sigmoid unit (h = 0) has slope h (1 - h) = 0."""
-    slope = activation_fn(activation).slope
+    backward = activation_fn(activation).backward
     for l in range(len(hidden), -1, -1):
         below = torch.bmm(delta, params[f"W{l}"]) if l else None
         yield l, (hidden[l - 1] if l else X), delta
         if l:
-            delta = below.mul_(slope(hidden[l - 1]))
+            delta = backward(below, hidden[l - 1])
 
 
 def gradients(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torch.Tensor], delta: torch.Tensor,
