@@ -81,7 +81,7 @@ def test_the_schedule_follows_the_measurements():
     assert f.population == 1 and "function" in f.reason
     # the same measurements always give the same schedule
     assert choose(large_gain, 512, 2, big) == choose(large_gain, 512, 2, big)
-    assert member_bytes(1000, 32, 100) == 4 * (1000 * 6 + 3 * 32 * 100)
+    assert member_bytes(1000, 32, 100) == 4 * (1000 * 7 + 3 * 32 * 100)
 
 
 def test_populations_group_by_structure_and_similar_width():
@@ -104,3 +104,30 @@ def test_the_memory_limit_reaches_the_schedule(tmp_path, capsys):
                  "--store", str(tmp_path / "m.db")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["trials"] == 2 and "memory limit" in summary["schedule"]
+
+
+FOOTPRINT = """
+import resource, numpy as np, torch
+from purelearn import MLP, Member, Training, fit
+from purelearn.data import from_arrays, prepare
+torch.set_num_threads(1)
+rng = np.random.default_rng(0)
+s = prepare(from_arrays(rng.normal(size=(2000, 784)).astype(np.float32), rng.integers(0, 10, 2000)), test=0.0)
+members = [Member(MLP((512, 512)), Training(lr=0.01, momentum=0.9, max_epochs=1, seed=i)) for i in range(16)]
+fit(s, members[:1])                        # warm up the allocator and lazily loaded kernels
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+fit(s, members)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_the_memory_estimate_bounds_what_a_population_really_uses():
+    # The schedule caps populations with member_bytes; a real population of 16 wide members
+    # (in a fresh process, so the peak is its own) must stay within 16 such estimates.
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", FOOTPRINT], capture_output=True, text=True, check=True).stdout
+    grew = int(out.split()[-1])
+    sizes = [784, 512, 512, 10]
+    estimate = member_bytes(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])), 32, sum(sizes))
+    assert 16 * estimate / 8 < grew <= 16 * estimate          # it does hold the members, and no more
