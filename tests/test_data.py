@@ -24,6 +24,17 @@ def test_builtin_datasets_have_their_real_shapes():
     assert np.array_equal(m.X[[0, -1]], X[[0, -1]]) and np.array_equal(m.y, y)
 
 
+def test_parsed_packaged_datasets_are_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("PURELEARN_CACHE", str(tmp_path))
+    first = load("mnist5k")
+    [cached] = tmp_path.glob("mnist5k-*.npy")
+    assert np.array_equal(load("mnist5k").X, first.X)             # read back from the cache
+    cached.write_bytes(cached.read_bytes()[:1000])                   # a truncated cache file
+    again = load("mnist5k")
+    assert np.array_equal(again.X, first.X) and np.array_equal(again.y, first.y)
+    assert np.array_equal(np.load(cached)[:, :-1], first.X)         # and it was written anew
+
+
 def test_mnist1d_is_generated_from_its_seed():
     a, b, c = make_mnist1d(500, seed=3), make_mnist1d(500, seed=3), make_mnist1d(500, seed=4)
     assert a.X.shape == (500, 40) and np.array_equal(a.X, b.X) and not np.array_equal(a.X, c.X)

@@ -5,9 +5,16 @@ from .errors import ConfigError, DataError, PurelearnError, TestSetError
 from .nn import MLP
 from .train import Member, Result, Training, find_learning_rate, fit
 from .search import Choice, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
-from .execute import Study, tune
 
 __version__ = "0.1.0"
 __all__ = ["Choice", "ConfigError", "DataError", "Fixed", "IntLogUniform", "IntUniform", "LogUniform", "MLP",
            "Member", "PurelearnError", "Result", "Space", "Study", "TestSetError", "Training", "Uniform", "When",
            "find_learning_rate", "fit", "load", "prepare", "tune"]
+
+
+def __getattr__(name: str):
+    # The study driver loads with the store on first use: worker processes never need it.
+    if name in ("Study", "tune"):
+        from . import execute
+        return getattr(execute, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

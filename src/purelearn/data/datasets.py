@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import importlib.util
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,14 +104,39 @@ def _encode_classes(y: np.ndarray, name: str) -> np.ndarray:
 
 def _packaged_table(dataset: str, package: str, *parts: str) -> np.ndarray:
     """A csv.gz table shipped inside an installed package (label in the last column), read
-    directly: importing the package itself costs more than a second, in every worker process."""
+    directly: importing the package itself costs more than a second, in every worker process.
+    Parsing a large one takes a while too, so the parsed table is kept in the user's cache."""
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise DataError(f"dataset {dataset!r} needs the package {package} (pip install {package}).")
     path = Path(spec.origin).parent.joinpath(*parts)
     if not path.exists():
         raise DataError(f"dataset {dataset!r}: {package} is installed but {path} is missing.")
-    return np.loadtxt(path, delimiter=",", dtype=np.float32)
+    stat = path.stat()
+    key = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"{dataset}-{key}.npy"
+    try:
+        return np.load(cached)
+    except (OSError, ValueError, EOFError):
+        pass                              # not cached yet, or unreadable: parse it again
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, table)
+        os.replace(tmp, cached)           # atomic: a concurrent reader sees all of it or nothing
+    except OSError:
+        pass                              # no writable cache: parse again next time
+    return table
+
+
+def cache_dir() -> Path:
+    """Where parsed datasets are kept: $PURELEARN_CACHE, else $XDG_CACHE_HOME/purelearn, else
+    ~/.cache/purelearn."""
+    if os.environ.get("PURELEARN_CACHE"):
+        return Path(os.environ["PURELEARN_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purelearn"
 
 
 def load_digits() -> Dataset:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,8 +147,7 @@ class _Driver:
         self.store.interrupt_running(self.record)
         stored = self.store.trials(self.record)
         queue = self._replay(stored)
-        numbers = {t.number for t in stored}
-        next_number = max(numbers, default=-1) + 1
+        self.next_number = max((t.number for t in stored), default=-1) + 1
         self.counts = {s: sum(t.status == s for t in stored) for s in ("complete", "failed", "diverged")}
         best = Study(self.store, self.record).best
         self.best = math.inf if best is None else best.value
@@ -155,20 +155,16 @@ class _Driver:
             return Study(self.store, self.record)
         kind = self.executor_kind or ("process" if self.workers > 1 else "inline")
         pool = EXECUTORS[kind](self.objective, *([self.workers] if kind == "process" else []))
-        self.plan = self.planner()       # measured while the workers start, and only when there is work
-        self._report(0, [f"schedule: {self.plan.reason}"])
         running: dict[int, Trial] = {}
+        # The schedule is measured in a thread while each worker trains one trial at a time, so
+        # no core waits for the measurement (seconds, on large models).
+        self.plan, measured = Schedule(self.workers, 1, ""), _Measurement(self.planner)
         try:
             while True:
-                while pool.free and (queue or next_number < self.total) and not self.strategy.exhausted:
-                    batch, next_number = self._next_batch(queue, next_number)
-                    if not batch:
-                        break
-                    worker = pool.submit([(t.number, t.params, t.seed) for t, _ in batch])
-                    for t, rerun in batch:
-                        t.worker = worker
-                        self.store.start_trial(self.record, t, replace=rerun)
-                        running[t.number] = t
+                if not self.plan.reason and measured.done():
+                    self.plan = measured.result()
+                    self._report(len(running), [f"schedule: {self.plan.reason}"])
+                self._fill(pool, queue, running)
                 if not running:
                     break
                 for number, outcome in pool.wait():
@@ -180,10 +176,22 @@ class _Driver:
         pool.close()
         self.store.update_study(self.record)
         study = Study(self.store, self.record)
-        study.schedule = self.plan.reason
+        study.schedule = (self.plan if self.plan.reason else measured.result()).reason
         return study
 
-    def _next_batch(self, queue: list[Trial], next_number: int) -> tuple[list[tuple[Trial, bool]], int]:
+    def _fill(self, pool, queue: list[Trial], running: dict[int, Trial]) -> None:
+        """Hand a batch to every free worker while trials remain."""
+        while pool.free and (queue or self.next_number < self.total) and not self.strategy.exhausted:
+            batch = self._next_batch(queue)
+            if not batch:
+                return
+            worker = pool.submit([(t.number, t.params, t.seed) for t, _ in batch])
+            for t, rerun in batch:
+                t.worker = worker
+                self.store.start_trial(self.record, t, replace=rerun)
+                running[t.number] = t
+
+    def _next_batch(self, queue: list[Trial]) -> list[tuple[Trial, bool]]:
         """Up to one population of (trial, is a re-run): interrupted trials first, then new ones
         from the strategy."""
         batch = []
@@ -192,15 +200,15 @@ class _Driver:
                 old = queue.pop(0)
                 batch.append((Trial(old.number, old.params, "running", seed=old.seed, started=time.time()), True))
                 continue
-            if next_number >= self.total or self.strategy.exhausted:
+            if self.next_number >= self.total or self.strategy.exhausted:
                 break
-            params = self.strategy.ask(next_number)
+            params = self.strategy.ask(self.next_number)
             if params is None:
                 break
-            batch.append((Trial(next_number, params, "running", seed=trial_seed(self.seed, next_number),
+            batch.append((Trial(self.next_number, params, "running", seed=trial_seed(self.seed, self.next_number),
                                 started=time.time()), False))
-            next_number += 1
-        return batch, next_number
+            self.next_number += 1
+        return batch
 
     def _record(self, trial: Trial, outcome, running: int) -> None:
         trial.status, trial.value, trial.curve = outcome.status, outcome.value, outcome.curve
@@ -227,6 +235,30 @@ class _Driver:
             self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,
                                    None if math.isinf(self.best) else self.best,
                                    time.perf_counter() - self.start, events))
+
+
+class _Measurement:
+    """``fn()`` run in a daemon thread (an interrupted study doesn't wait for it)."""
+
+    def __init__(self, fn):
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn):
+        try:
+            self._value = fn()
+        except BaseException as e:  # handed to the caller by result()
+            self._error = e
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _save_atomic(weights: dict, path: Path) -> None:
