@@ -91,7 +91,7 @@ def batch_size(trials: int, workers: int, device: str) -> int:
     return max(2, min(MAX_POPULATION, math.ceil(trials / workers)))
 
 
-def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 5) -> Calibration:
+def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3) -> Calibration:
     """Time ``steps`` updates of ``size`` members drawn from the space, first each alone, then
     grouped into populations exactly as a batch of that many trials would be (same structure,
     similar widths, padding), with one thread, on the study's data and device. What it measures
