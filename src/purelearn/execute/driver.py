@@ -158,11 +158,12 @@ class _Driver:
         running: dict[int, Trial] = {}
         # The schedule is measured in a thread while each worker trains one trial at a time, so
         # no core waits for the measurement (seconds, on large models).
-        self.plan, measured = Schedule(self.workers, 1, ""), _Measurement(self.planner)
+        self.plan = Schedule(self.workers, 1, "one trial per worker while the schedule is measured")
+        measuring = _Measurement(self.planner)
         try:
             while True:
-                if not self.plan.reason and measured.done():
-                    self.plan = measured.result()
+                if measuring is not None and measuring.done():
+                    self.plan, measuring = measuring.result(), None
                     self._report(len(running), [f"schedule: {self.plan.reason}"])
                 self._fill(pool, queue, running)
                 if not running:
@@ -174,9 +175,11 @@ class _Driver:
             self.store.interrupt_running(self.record)
             raise
         pool.close()
+        if measuring is not None:            # a study shorter than its measurement
+            self.plan = measuring.result()
         self.store.update_study(self.record)
         study = Study(self.store, self.record)
-        study.schedule = (self.plan if self.plan.reason else measured.result()).reason
+        study.schedule = self.plan.reason
         return study
 
     def _fill(self, pool, queue: list[Trial], running: dict[int, Trial]) -> None:

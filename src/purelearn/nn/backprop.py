@@ -3,7 +3,7 @@
 For an MLP the gradient is a short recursion: with delta_L the gradient of the loss with respect
 to the output pre-activations (rows are examples), delta_{l-1} = (delta_l W_l) * act'(z_{l-1}),
 and dW_l = delta_l^T h_{l-1}, db_l = sum of delta_l over the minibatch. Written out, it needs no
-recorded graph and lets plain SGD add h^T delta straight into W (one fused matrix product per
+recorded graph and lets plain SGD add delta^T h straight into W (one fused matrix product per
 layer, no gradient tensors); the tests check it against autograd.
 """
 
