@@ -135,3 +135,15 @@ def test_the_memory_estimate_bounds_what_a_population_really_uses():
     sizes = [784, 512, 512, 10]
     estimate = member_bytes(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])), 32, sum(sizes))
     assert 16 * estimate / 8 < grew <= 16 * estimate          # it does hold the members, and no more
+
+
+def test_drawn_trials_are_handed_out_as_populations_most_expensive_first():
+    cfg = load_config(ROOT / "examples" / "digits-mlp.toml", ["train.max_epochs=2"])
+    objective = pl.execute.ConfigObjective(cfg)
+    jobs = [(0, {"model.units": 16}, 0), (1, {"model.units": 200}, 1), (2, {"train.lr": -1.0}, 2),
+            (3, {"model.units": 17}, 3), (4, {"model.units": 16, "train.max_epochs": 100}, 4),
+            (5, {"model.units": 180}, 5)]
+    # Cost is weights x epochs: 4 trains 50x longer than 0 and 3, its population goes first; 1 and
+    # 5 (within 1.3x in width) are about 12x each; a refused job is a group of its own, last.
+    assert objective.groups(jobs, size=8) == [[0, 4, 3], [5, 1], [2]]
+    assert objective.groups(jobs, size=1) == [[4], [1], [5], [3], [0], [2]]

@@ -156,6 +156,7 @@ class _Driver:
         kind = self.executor_kind or ("process" if self.workers > 1 else "inline")
         pool = EXECUTORS[kind](self.objective, *([self.workers] if kind == "process" else []))
         running: dict[int, Trial] = {}
+        self.pending: list[list[Trial]] = []       # populations drawn and recorded, not yet handed out
         # The schedule is measured in a thread while each worker trains one trial at a time, so
         # no core waits for the measurement (seconds, on large models).
         self.plan = Schedule(self.workers, 1, "one trial per worker while the schedule is measured")
@@ -183,22 +184,37 @@ class _Driver:
         return study
 
     def _fill(self, pool, queue: list[Trial], running: dict[int, Trial]) -> None:
-        """Hand a batch to every free worker while trials remain."""
-        while pool.free and (queue or self.next_number < self.total) and not self.strategy.exhausted:
-            batch = self._next_batch(queue)
-            if not batch:
-                return
-            worker = pool.submit([(t.number, t.params, t.seed) for t, _ in batch])
-            for t, rerun in batch:
-                t.worker = worker
-                self.store.start_trial(self.record, t, replace=rerun)
+        """Hand a population to every free worker while trials remain."""
+        while pool.free:
+            if not self.pending:
+                self.pending = self._draw(queue, pool.free)
+                if not self.pending:
+                    return
+            group = self.pending.pop(0)
+            worker = pool.submit([(t.number, t.params, t.seed) for t in group])
+            for t in group:
+                t.worker, t.started = worker, time.time()
                 running[t.number] = t
 
-    def _next_batch(self, queue: list[Trial]) -> list[tuple[Trial, bool]]:
-        """Up to one population of (trial, is a re-run): interrupted trials first, then new ones
-        from the strategy."""
+    def _draw(self, queue: list[Trial], free: int) -> list[list[Trial]]:
+        """The next trials as the populations they train in, most expensive first: one trial
+        for each free worker, or with batching a batch for every worker, grouped. They are
+        recorded as running at once, so an interrupted run re-runs those still waiting."""
+        p = self.plan.population
+        trials = self._next_trials(queue, free if p == 1 else p * self.workers)
+        for t, rerun in trials:
+            self.store.start_trial(self.record, t, replace=rerun)
+        trials = [t for t, _ in trials]
+        if p == 1 or not hasattr(self.objective, "groups"):
+            return [[t] for t in trials]
+        parts = self.objective.groups([(t.number, t.params, t.seed) for t in trials], p)
+        return [[trials[i] for i in part] for part in parts]
+
+    def _next_trials(self, queue: list[Trial], n: int) -> list[tuple[Trial, bool]]:
+        """Up to n (trial, is a re-run): interrupted trials first, then new ones from the
+        strategy."""
         batch = []
-        while len(batch) < self.plan.population:
+        while len(batch) < n:
             if queue:
                 old = queue.pop(0)
                 batch.append((Trial(old.number, old.params, "running", seed=old.seed, started=time.time()), True))

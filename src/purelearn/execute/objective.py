@@ -77,6 +77,31 @@ class ConfigObjective:
         except PurelearnError:
             pass
 
+    def groups(self, jobs, size: int) -> list[list[int]]:
+        """Indices of the jobs [(number, params, seed)] that train together as one population
+        (at most ``size``), the most expensive group first: handed out in that order, the groups
+        that finish last are small ones, and no worker idles long at the end. A job whose
+        settings are refused is a group of its own (it fails alone, at once)."""
+        from ..train import check_member
+        from ..train.fit import populations
+
+        costs, by_data = [], {}
+        for i, (number, params, seed) in enumerate(jobs):
+            try:
+                cfg = apply_params(self.config, params, seed)
+                splits = _splits(cfg)
+                member = check_member(cfg.member(), splits)
+            except PurelearnError:
+                costs.append(([i], 0.0))
+                continue
+            sizes = member.model.sizes(splits.n_features, splits.n_outputs)
+            cost = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * member.train.max_epochs * len(splits.X_train)
+            by_data.setdefault((repr(cfg.data), cfg.device), []).append((i, member, cost))
+        for group in by_data.values():
+            for part in populations([m for _, m, _ in group], size):
+                costs.append(([group[j][0] for j in part], sum(group[j][2] for j in part)))
+        return [idx for idx, _ in sorted(costs, key=lambda g: -g[1])]
+
     def run_batch(self, jobs):
         """Yield (number, Outcome) for jobs [(number, params, seed)], each as soon as its trial
         stops; a trial whose settings are refused fails alone, at once."""

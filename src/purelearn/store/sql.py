@@ -66,7 +66,7 @@ _INSERT_TRIAL = trials.insert()
 _FINISH_TRIAL = trials.update().where((trials.c.study_id == sa.bindparam("sid")) &
                                       (trials.c.number == sa.bindparam("num"))).values(
     status=sa.bindparam("st"), value=sa.bindparam("val"), curve=sa.bindparam("cur"), error=sa.bindparam("err"),
-    worker=sa.bindparam("wrk"), ended=sa.bindparam("end"))
+    worker=sa.bindparam("wrk"), started=sa.bindparam("sta"), ended=sa.bindparam("end"))
 
 
 @dataclass
@@ -212,7 +212,9 @@ class Store:
                           r.seed, r.worker, r.started, r.ended) for r in rows]
 
     def start_trial(self, study: StudyRecord, trial: Trial, replace: bool = False) -> None:
-        """Record a trial as running; ``replace`` drops an earlier (interrupted) record of it."""
+        """Record a trial as running (drawn, perhaps still waiting for a worker: the worker and
+        start time are written again when it finishes); ``replace`` drops an earlier
+        (interrupted) record of it."""
         with self.engine.begin() as c:
             if replace:
                 c.execute(_DELETE_TRIAL, {"sid": study.id, "num": trial.number})
@@ -225,7 +227,7 @@ class Store:
         with self.engine.begin() as c:
             c.execute(_FINISH_TRIAL, {"sid": study.id, "num": trial.number, "st": trial.status, "val": trial.value,
                                       "cur": json.dumps(trial.curve), "err": trial.error, "wrk": trial.worker,
-                                      "end": trial.ended})
+                                      "sta": trial.started, "end": trial.ended})
 
     def interrupt_running(self, study: StudyRecord) -> int:
         """Mark trials left 'running' by a run that is gone as interrupted; returns how many."""
