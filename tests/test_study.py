@@ -107,8 +107,9 @@ def _rows(db):
 
 
 def test_kill_9_mid_population_loses_nothing(tmp_path):
-    """All 14 trials train as one population; members stop at different times (their sizes and
-    rates differ), each recorded as it stops. A kill keeps those and re-runs the rest."""
+    """The 14 trials train as populations (the first ones alone, while the schedule is measured);
+    members stop at different times (their sizes and rates differ), each recorded as it stops.
+    A kill keeps those and re-runs the rest, including trials still waiting for a worker."""
     cfg = _config(tmp_path, trials=14, extra='"train.max_epochs" = "intuniform(1, 40)"\n')
     db = tmp_path / "runs" / "digits.db"
     proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg), "--population", "14"],
