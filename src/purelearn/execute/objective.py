@@ -77,26 +77,34 @@ class ConfigObjective:
         except PurelearnError:
             pass
 
+    def _members(self, jobs):
+        """(index, member, splits, data key, error) for each job [(number, params, seed)]: the
+        error message, with the rest None, where the job's settings are refused."""
+        from ..train import check_member
+
+        for i, (number, params, seed) in enumerate(jobs):
+            try:
+                cfg = apply_params(self.config, params, seed)
+                splits = _splits(cfg)
+                yield i, check_member(cfg.member(), splits), splits, (repr(cfg.data), cfg.device), None
+            except PurelearnError as e:
+                yield i, None, None, None, f"{type(e).__name__}: {e}"
+
     def groups(self, jobs, size: int) -> list[list[int]]:
         """Indices of the jobs [(number, params, seed)] that train together as one population
         (at most ``size``), the most expensive group first: handed out in that order, the groups
         that finish last are small ones, and no worker idles long at the end. A job whose
         settings are refused is a group of its own (it fails alone, at once)."""
-        from ..train import check_member
         from ..train.fit import populations
 
         costs, by_data = [], {}
-        for i, (number, params, seed) in enumerate(jobs):
-            try:
-                cfg = apply_params(self.config, params, seed)
-                splits = _splits(cfg)
-                member = check_member(cfg.member(), splits)
-            except PurelearnError:
+        for i, member, splits, key, error in self._members(jobs):
+            if error:
                 costs.append(([i], 0.0))
                 continue
             sizes = member.model.sizes(splits.n_features, splits.n_outputs)
             cost = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * member.train.max_epochs * len(splits.X_train)
-            by_data.setdefault((repr(cfg.data), cfg.device), []).append((i, member, cost))
+            by_data.setdefault(key, []).append((i, member, cost))
         for group in by_data.values():
             for part in populations([m for _, m, _ in group], size):
                 costs.append(([group[j][0] for j in part], sum(group[j][2] for j in part)))
@@ -105,18 +113,14 @@ class ConfigObjective:
     def run_batch(self, jobs):
         """Yield (number, Outcome) for jobs [(number, params, seed)], each as soon as its trial
         stops; a trial whose settings are refused fails alone, at once."""
-        from ..train import check_member, fit_iter
+        from ..train import fit_iter
 
         groups: dict[tuple, list] = {}
-        for number, params, seed in jobs:
-            try:
-                cfg = apply_params(self.config, params, seed)
-                splits = _splits(cfg)
-                member = check_member(cfg.member(), splits)
-            except PurelearnError as e:
-                yield number, Outcome("failed", error=f"{type(e).__name__}: {e}")
+        for i, member, splits, key, error in self._members(jobs):
+            if error:
+                yield jobs[i][0], Outcome("failed", error=error)
                 continue
-            groups.setdefault((repr(cfg.data), cfg.device), []).append((number, member, splits))
+            groups.setdefault(key, []).append((jobs[i][0], member, splits))
         for (_, device), group in groups.items():
             done = set()
             try:
