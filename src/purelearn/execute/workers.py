@@ -155,16 +155,15 @@ class ProcessPool:
         return out
 
     def close(self) -> None:
-        for proc, conn in self.slots:
+        """Tell every worker to exit, without waiting: every result is in, and a process's
+        shutdown with torch loaded takes 0.4 s. They are daemons: multiprocessing reaps them
+        when it next starts a process, and ends any still running when this process exits."""
+        for _, conn in self.slots:
             try:
                 conn.send(None)
+                conn.close()
             except (BrokenPipeError, OSError):
                 pass
-        for proc, conn in self.slots:
-            proc.join(timeout=2)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
 
     def terminate(self) -> None:
         for proc, _ in self.slots:
