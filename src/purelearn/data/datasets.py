@@ -114,19 +114,20 @@ def _packaged_table(dataset: str, package: str, *parts: str) -> np.ndarray:
         raise DataError(f"dataset {dataset!r}: {package} is installed but {path} is missing.")
     stat = path.stat()
     key = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = cache_dir() / f"{dataset}-{key}.npy"
     try:
+        cached = cache_dir() / f"{dataset}-{key}.npy"
         return np.load(cached)
-    except (OSError, ValueError, EOFError):
-        pass                              # not cached yet, or unreadable: parse it again
+    except (OSError, ValueError, EOFError, RuntimeError):
+        pass                              # not cached yet, unreadable, or no home directory
     table = np.loadtxt(path, delimiter=",", dtype=np.float32)
     try:
+        cached = cache_dir() / f"{dataset}-{key}.npy"
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             np.save(f, table)
         os.replace(tmp, cached)           # atomic: a concurrent reader sees all of it or nothing
-    except OSError:
+    except (OSError, RuntimeError):
         pass                              # no writable cache: parse again next time
     return table
 
