@@ -205,7 +205,7 @@ class _Driver:
         for t, rerun in trials:
             self.store.start_trial(self.record, t, replace=rerun)
         trials = [t for t, _ in trials]
-        if p == 1 or not hasattr(self.objective, "groups"):
+        if p == 1:
             return [[t] for t in trials]
         parts = self.objective.groups([(t.number, t.params, t.seed) for t in trials], p)
         return [[trials[i] for i in part] for part in parts]

@@ -143,6 +143,10 @@ class FunctionObjective:
     def prepare(self) -> None:
         pass
 
+    def groups(self, jobs, size: int) -> list[list[int]]:
+        """A function's trials don't batch: each is a group of its own."""
+        return [[i] for i in range(len(jobs))]
+
     def __call__(self, params: dict, seed: int) -> Outcome:
         curve = []
 

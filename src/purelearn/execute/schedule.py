@@ -110,18 +110,17 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3) -> C
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        alone = [Population([m], data).time_steps(steps) for m in members]
+        each = [Population([m], data).time_steps(steps) for m in members]
         # A population of one is the member alone: its time is already known.
-        batched = sum(alone[part[0]] if len(part) == 1 else
+        batched = sum(each[part[0]] if len(part) == 1 else
                       Population([members[i] for i in part], data).time_steps(steps)
                       for part in populations(members, size))
-        alone = sum(alone)
     finally:
         torch.set_num_threads(threads)
     largest = max(members, key=lambda m: sum(m.model.sizes(data.n_in, data.n_out)))
     sizes = largest.model.sizes(data.n_in, data.n_out)
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    return Calibration(alone / size, batched / size, size,
+    return Calibration(sum(each) / size, batched / size, size,
                        member_bytes(n_params, largest.train.batch_size, sum(sizes)), device.type)
 
 

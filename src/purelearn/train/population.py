@@ -144,17 +144,21 @@ class Population:
 
     def _graph_gradients(self, X: torch.Tensor, y: torch.Tensor):
         """Gradients through autograd, for criteria with a sparsity penalty on the hidden units."""
-        hp = self.hp
-        params = {k: v.requires_grad_() for k, v in self.params.items()}
-        z, hidden = forward(params, X, self.model.activation, self.forward_masks, keep_hidden=True)
-        losses = example_losses(self.model.output, z, y).mean(1)
-        masks = self.masks or [None] * len(hidden)
-        penalty = sum(sparsity_penalty(hp.sparsity, h, self.sparsity_target, m) for h, m in zip(hidden, masks))
-        criterion = losses + self.sparsity_coef * penalty
-        grads = torch.autograd.grad(criterion.sum(), list(params.values()))
-        for v in params.values():
-            v.requires_grad_(False)
-        return losses.detach(), criterion.detach(), dict(zip(params, grads))
+        params = list(self.params.values())
+        for v in params:
+            v.requires_grad_()
+        try:
+            z, hidden = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=True)
+            losses = example_losses(self.model.output, z, y).mean(1)
+            masks = self.masks or [None] * len(hidden)
+            penalty = sum(sparsity_penalty(self.hp.sparsity, h, self.sparsity_target, m)
+                          for h, m in zip(hidden, masks))
+            criterion = losses + self.sparsity_coef * penalty
+            grads = torch.autograd.grad(criterion.sum(), params)
+        finally:                          # the updates that follow are in place, outside any graph
+            for v in params:
+                v.requires_grad_(False)
+        return losses.detach(), criterion.detach(), dict(zip(self.params, grads))
 
     # ---- validation and stopping ---------------------------------------------------------
 
