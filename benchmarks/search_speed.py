@@ -4,12 +4,12 @@
 2. purelearn `tune` one trial at a time (--population 1), one process per core;
 3. Optuna (RandomSampler, in-memory storage) driving a hand-written PyTorch loop with the same
    early stopping, with n_jobs = 1 and n_jobs = 2 (threads; torch limited to 1 thread each when
-   2), the faster reported.
+   2), the faster reported; on a GPU n_jobs = 1 and 4, data and model on the device.
 
 (a) digits, 1-2 hidden layers of 16-256 units, 256 trials; (b) mnist5k, 1-2 hidden layers of
 64-1024 units, 64 trials. Wall-clock seconds and best validation error.
 
-    python benchmarks/search_speed.py [a|b]
+    python benchmarks/search_speed.py [a|b] [--device cuda]
 """
 
 from __future__ import annotations
@@ -42,23 +42,26 @@ def space(case):
             "model.units": f"intloguniform({lo}, {hi})"}
 
 
-def config(case) -> Config:
-    return Config().with_values({"data.name": case["data"], "data.preprocess": case["preprocess"],
+def config(case, device="cpu") -> Config:
+    return Config().with_values({"device": device, "data.name": case["data"], "data.preprocess": case["preprocess"],
                                  "data.valid": case["valid"], "data.test": case["test"],
                                  "model.activation": "tanh", "train.max_epochs": case["epochs"],
                                  "train.patience": PATIENCE, "train.batch_size": BATCH})
 
 
-def ours(case, population):
+def ours(case, population, device):
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        study = pl.tune(config(case), space(case), trials=case["trials"], store=Path(tmp) / "s.db", study="s",
+        study = pl.tune(config(case, device), space(case), trials=case["trials"], store=Path(tmp) / "s.db", study="s",
                         population=population)
         return time.perf_counter() - start, study.best.value, study.schedule
 
 
 def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed):
-    """Plain PyTorch: nn.Linear layers, SGD, validation every |valid| examples, patience rule."""
+    """Plain PyTorch: nn.Linear layers, SGD, validation every |valid| examples, patience rule.
+    On a GPU the divergence check waits for the validation's own synchronization (checking
+    every step would stall the device queue)."""
+    on_gpu = X.is_cuda
     torch.manual_seed(seed)
     sizes = [X.shape[1]] + [units] * layers + [int(y.max()) + 1]
     mods = []
@@ -66,16 +69,16 @@ def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed):
         mods.append(torch.nn.Linear(a, b))
         if i < len(sizes) - 2:
             mods.append(torch.nn.Tanh())
-    model = torch.nn.Sequential(*mods)
+    model = torch.nn.Sequential(*mods).to(X.device)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     seen, best, patience, next_valid = 0, math.inf, PATIENCE, len(Xv)
     for _ in range(epochs):
-        order = torch.randperm(len(X), generator=g)
+        order = torch.randperm(len(X), generator=g).to(X.device)
         for s in range(0, len(X), BATCH):
             idx = order[s:s + BATCH]
             loss = F.cross_entropy(model(X[idx]), y[idx])
-            if not torch.isfinite(loss):
+            if not on_gpu and not torch.isfinite(loss):
                 return best
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -83,6 +86,8 @@ def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed):
             seen += len(idx)
             if seen >= next_valid:
                 next_valid += len(Xv)
+                if on_gpu and not torch.isfinite(loss):
+                    return best
                 with torch.no_grad():
                     err = (model(Xv).argmax(1) != yv).float().mean().item()
                 if err < best:
@@ -94,16 +99,17 @@ def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed):
     return best
 
 
-def optuna_search(case, n_jobs):
+def optuna_search(case, n_jobs, device):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     splits = config(case).data.splits()
-    X, y = torch.as_tensor(splits.X_train), torch.as_tensor(splits.y_train)
-    Xv, yv = torch.as_tensor(splits.X_valid), torch.as_tensor(splits.y_valid)
+    X, y, Xv, yv = (torch.as_tensor(a, device=device)
+                    for a in (splits.X_train, splits.y_train, splits.X_valid, splits.y_valid))
     lo, hi = case["units"]
     threads = torch.get_num_threads()
-    torch.set_num_threads(1 if n_jobs > 1 else threads)
+    if device == "cpu":
+        torch.set_num_threads(1 if n_jobs > 1 else threads)
 
     def objective(trial):
         return hand_loop(X, y, Xv, yv, trial.suggest_float("lr", 1e-3, 1, log=True),
@@ -118,27 +124,33 @@ def optuna_search(case, n_jobs):
 
 
 def main():
-    names = sys.argv[1:] or list(CASES)
-    print(f"machine: {machine()}")
+    args = sys.argv[1:]
+    device = "cpu"
+    if "--device" in args:
+        i = args.index("--device")
+        device, args = args[i + 1], args[:i] + args[i + 2:]
+    names = args or list(CASES)
+    print(f"machine: {machine()}" + (f", {torch.cuda.get_device_name()}" if device == "cuda" else ""))
+    if device == "cuda":     # the context and the matrix library start before any clock does
+        (torch.ones(8, 8, device=device) @ torch.ones(8, 8, device=device)).sum().item()
     for name in names:
         case = CASES[name]
         print(f"\n({name}) {case['data']}, {case['trials']} trials, 1-2 layers of {case['units'][0]}-{case['units'][1]} "
               f"units, tanh, at most {case['epochs']} epochs, patience {PATIENCE} examples", flush=True)
+        runs = [("purelearn tune, automatic schedule", lambda: ours(case, "auto", device))]
+        runs += [(f"Optuna + hand-written loop, n_jobs={jobs}", lambda jobs=jobs: (*optuna_search(case, jobs, device), ""))
+                 for jobs in ((1, 2) if device == "cpu" else (1, 4))]
+        runs += [("purelearn tune, one trial at a time", lambda: ours(case, 1, device))]
+        rows = []
+        for label, run in runs:          # each printed as it ends: a cut-short run keeps what it measured
+            t, best, why = run()
+            rows.append((label, t, best, why))
+            print(f"  {label}: {t:.1f} s, best valid error {best:.4f}" + (f" ({why})" if why else ""), flush=True)
+        base = min(t for label, t, _, _ in rows if label.startswith("Optuna"))
         print("| run | seconds | best valid error | speed-up vs Optuna |")
         print("| --- | --- | --- | --- |")
-        rows = []
-        for jobs in (1, 2):
-            t, best = optuna_search(case, jobs)
-            rows.append((f"Optuna + hand-written loop, n_jobs={jobs}", t, best, ""))
-        base = min(r[1] for r in rows)
-        t, best, why = ours(case, "auto")
-        rows.append(("purelearn tune, automatic schedule", t, best, why))
-        t, best, why = ours(case, 1)
-        rows.append(("purelearn tune, one trial at a time", t, best, why))
         for label, t, best, _ in rows:
             print(f"| {label} | {t:.1f} | {best:.4f} | {base / t:.1f}x |", flush=True)
-        print("schedules: " + "; ".join(r[3] for r in rows if r[3]))
-
 
 if __name__ == "__main__":
     main()

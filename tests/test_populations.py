@@ -11,7 +11,7 @@ import purelearn as pl
 from purelearn.cli import main
 from purelearn.config import load_config
 from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, choose, member_bytes
-from purelearn.train.fit import WIDTH_RATIO, populations
+from purelearn.train.fit import WIDTH_RATIO, populations, width_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,6 +95,9 @@ def test_populations_group_by_structure_and_similar_width():
         widths = [members[i].model.hidden for i in g]
         assert len({len(w) for w in widths}) == 1
         assert all(max(col) <= WIDTH_RATIO * min(col) for col in zip(*widths))
+    # On a GPU padding is (nearly) free: one population per structure, up to the size.
+    assert width_ratio("cpu") == WIDTH_RATIO and width_ratio("cuda") == math.inf
+    assert sorted(map(sorted, populations(members, 100, width_ratio("cuda")))) == [[0, 1, 2, 6, 7, 8], [3], [4, 5]]
 
 
 def test_the_memory_limit_reaches_the_schedule(tmp_path, capsys):

@@ -98,7 +98,9 @@ def _plan(objective, space, seed, trials, workers, population, memory_limit) -> 
     if population == 1:
         return Schedule(workers, 1, f"one trial at a time in each of {workers} process(es), as asked")
     device = resolve_device(objective.config.device).type
-    cal = calibrate(objective.config, space, seed, size=batch_size(trials, workers, device))
+    size = batch_size(trials, workers, device)
+    # A GPU batches every trial whatever the gain; there a small sample is enough to report it.
+    cal = calibrate(objective.config, space, seed, size=min(size, 16) if device == "cuda" else size)
     limit = memory_limit or default_memory_limit(cal.device, workers)
     return choose(cal, trials, workers, limit, workers, None if population == "auto" else population)
 

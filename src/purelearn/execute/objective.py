@@ -95,7 +95,7 @@ class ConfigObjective:
         (at most ``size``), the most expensive group first: handed out in that order, the groups
         that finish last are small ones, and no worker idles long at the end. A job whose
         settings are refused is a group of its own (it fails alone, at once)."""
-        from ..train.fit import populations
+        from ..train.fit import populations, resolve_device, width_ratio
 
         costs, by_data = [], {}
         for i, member, splits, key, error in self._members(jobs):
@@ -105,8 +105,8 @@ class ConfigObjective:
             sizes = member.model.sizes(splits.n_features, splits.n_outputs)
             cost = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * member.train.max_epochs * len(splits.X_train)
             by_data.setdefault(key, []).append((i, member, cost))
-        for group in by_data.values():
-            for part in populations([m for _, m, _ in group], size):
+        for (_, device), group in by_data.items():
+            for part in populations([m for _, m, _ in group], size, width_ratio(resolve_device(device))):
                 costs.append(([group[j][0] for j in part], sum(group[j][2] for j in part)))
         return [idx for idx, _ in sorted(costs, key=lambda g: -g[1])]
 

@@ -98,7 +98,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3) -> C
     is the gain on a realistic batch: a space of many different shapes makes small populations,
     and large members gain little from batching, which a population of identical copies hides."""
     from ..train import Population, check_member, resolve_device
-    from ..train.fit import populations
+    from ..train.fit import populations, width_ratio
     from ..train.population import Data
     from .objective import _splits, apply_params
 
@@ -114,7 +114,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3) -> C
         # A population of one is the member alone: its time is already known.
         batched = sum(each[part[0]] if len(part) == 1 else
                       Population([members[i] for i in part], data).time_steps(steps)
-                      for part in populations(members, size))
+                      for part in populations(members, size, width_ratio(device)))
     finally:
         torch.set_num_threads(threads)
     largest = max(members, key=lambda m: sum(m.model.sizes(data.n_in, data.n_out)))

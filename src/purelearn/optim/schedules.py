@@ -36,15 +36,14 @@ class Schedule:
     def rates(self, step: int) -> torch.Tensor:
         if self.constant:
             return self.lr0
-        t = torch.tensor(float(step))
-        ratio = torch.where(self.tau < t, self.tau / t, torch.ones_like(self.tau))
+        ratio = torch.where(self.tau < step, self.tau / step, 1.0)   # Python scalars: any device
         return self.lr0 * ratio.pow(self.alpha)
 
     def end_epoch(self, step: int, criterion: torch.Tensor) -> None:
         """Feed the epoch's mean training criterion [P]; may start the decrease (adaptive tau)."""
         improvement = (self.last - criterion) / self.last.abs()
         start = (self.threshold > 0) & torch.isinf(self.tau) & (improvement < self.threshold)
-        self.tau = torch.where(start, torch.tensor(float(max(step, 1))), self.tau)
+        self.tau = torch.where(start, float(max(step, 1)), self.tau)
         self.last = criterion.clone()
         self._note_constant()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import replace
 
@@ -73,16 +74,23 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
     """Like :func:`fit`, but yields (index, Result) as each member stops."""
     checked = [check_member(m, splits) for m in members]
     data = Data(splits, resolve_device(device))
-    for part in populations(checked, max_population or len(checked)):
+    for part in populations(checked, max_population or len(checked), width_ratio(data.device)):
         for j, result in Population([checked[i] for i in part], data).iterate(progress):
             yield part[j], result
 
 
-WIDTH_RATIO = 1.3   # widest / narrowest layer within one population: padding costs at most this
+WIDTH_RATIO = 1.3   # widest / narrowest layer within one population on CPU: padding costs at most this
 
 
-def populations(members: list[Member], size: int) -> list[list[int]]:
-    """Indices of members that train together: the same structure, widths within WIDTH_RATIO of
+def width_ratio(device: str | torch.device) -> float:
+    """How much wider than its narrowest member a population may pad. A CPU's time grows with
+    every padded multiply; a GPU's step time is set by kernel launches until it saturates, so
+    there one population per structure beats several narrower ones (memory still splits them)."""
+    return math.inf if torch.device(device).type == "cuda" else WIDTH_RATIO
+
+
+def populations(members: list[Member], size: int, ratio: float = WIDTH_RATIO) -> list[list[int]]:
+    """Indices of members that train together: the same structure, widths within ``ratio`` of
     each other in every layer (narrower members are padded to the widest), at most ``size``."""
     groups = defaultdict(list)
     for i, m in enumerate(members):
@@ -93,7 +101,7 @@ def populations(members: list[Member], size: int) -> list[list[int]]:
         part = [idx[0]]
         for i in idx[1:]:
             narrowest = members[part[0]].model.hidden
-            if len(part) < size and all(w <= WIDTH_RATIO * n for w, n in zip(members[i].model.hidden, narrowest)):
+            if len(part) < size and all(w <= ratio * n for w, n in zip(members[i].model.hidden, narrowest)):
                 part.append(i)
             else:
                 out.append(part)

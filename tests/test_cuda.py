@@ -1,0 +1,67 @@
+"""Training on a CUDA device (§5.1): the data stays on the device, populations give what the CPU
+gives, and a study batches every trial there. These run only where a CUDA device is present."""
+
+import math
+
+import pytest
+import torch
+
+import purelearn as pl
+from purelearn.config import Config
+from purelearn.data import load, prepare
+from purelearn.nn import MLP
+from purelearn.train import Member, Training, fit
+from purelearn.train.fit import populations, width_ratio
+from purelearn.train.population import Data
+
+DEVICE = "cuda"
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _digits():
+    return prepare(load("digits"), preprocess=["standardize"])
+
+
+def _members():
+    return [Member(MLP(hidden=(h,), activation=act), Training(lr=lr, max_epochs=3, seed=s, valid_every=300))
+            for s, (h, act, lr) in enumerate([(16, "tanh", 0.05), (40, "tanh", 0.1), (24, "rectifier", 0.05),
+                                              (64, "rectifier", 0.02), (32, "sigmoid", 0.5)])]
+
+
+def test_data_lives_on_the_device():
+    d = Data(_digits(), torch.device(DEVICE))
+    assert {t.device.type for t in (d.X_train, d.y_train, d.X_valid, d.y_valid)} == {DEVICE}
+
+
+def test_a_population_on_the_device_learns_what_it_learns_on_the_cpu():
+    splits, members = _digits(), _members()
+    on_cpu = fit(splits, members, device="cpu")
+    on_gpu = fit(splits, members, device=DEVICE)
+    for a, b in zip(on_cpu, on_gpu):
+        assert [r["examples_seen"] for r in a.curve] == [r["examples_seen"] for r in b.curve]
+        for ra, rb in zip(a.curve, b.curve):   # summation orders differ: equal to float32 noise
+            assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], rel=1e-3)
+        assert abs(a.best_valid_error - b.best_valid_error) <= 2 / len(splits.X_valid)
+        assert all(v.device.type == "cpu" for v in b.params.values())        # results come back to the host
+
+
+def test_on_the_device_a_member_ends_the_same_alone_or_padded_in_a_population():
+    splits, members = _digits(), _members()
+    assert len(populations(members, 8, width_ratio(DEVICE))) == 3           # one per activation: widths pad
+    together = fit(splits, members, device=DEVICE)
+    for m, t in zip(members, together):
+        alone = fit(splits, m, device=DEVICE)
+        assert alone.best_valid_loss == pytest.approx(t.best_valid_loss, rel=1e-4, abs=1e-5)
+
+
+def test_a_study_on_the_device_batches_every_trial(tmp_path):
+    cfg = Config().with_values({"data.name": "digits", "data.preprocess": ["standardize"], "device": DEVICE,
+                                "train.max_epochs": 3, "model.activation": "tanh"})
+    space = {"train.lr": "loguniform(1e-2, 1)", "model.units": "intloguniform(16, 128)",
+             "model.layers": "intuniform(1, 2)"}
+    study = pl.tune(cfg, space, trials=40, store=tmp_path / "s.db", study="s")
+    assert study.schedule.startswith("GPU: populations of up to 40")
+    assert len(study.trials) == 40 and all(t.status in ("complete", "diverged") for t in study.trials)
+    assert study.best.value < 0.1 and math.isfinite(study.best.value)
+    weights = torch.load(study.store.weights_path(study.record))
+    assert all(v.device.type == "cpu" for v in weights.values())
