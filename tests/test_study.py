@@ -143,8 +143,10 @@ def test_ctrl_c_marks_running_trials_interrupted(tmp_path, workers):
                             cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and sum(r[0] == "complete" for r in _rows(db).values()) < 2:
-        time.sleep(0.05)
+    # Interrupt while trials train (between two trials nothing is running to be marked).
+    while time.time() < deadline and not ((s := [r[0] for r in _rows(db).values()]).count("complete") >= 2
+                                          and "running" in s):
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err

@@ -198,7 +198,7 @@ def test_regression_and_multilabel_outputs_learn(rng):
     X = rng.normal(size=(800, 6)).astype(np.float32)
     Y = np.stack([np.sin(X[:, 0]) + X[:, 1] * X[:, 2], X[:, 3] ** 2], 1).astype(np.float32)
     s = prepare(from_arrays(X, Y, task="regression"), test=0.0)
-    r = fit(s, Member(MLP((64,)), Training(lr=0.02, max_epochs=40)))
+    r = fit(s, Member(MLP((64,)), Training(lr=0.02, max_epochs=80)))
     baseline = ((s.y_valid - s.y_train.mean(0)) ** 2).sum(1).mean()      # predicting the mean
     assert r.best_valid_error < 0.2 * baseline
     assert np.allclose(((r.predict(s.X_valid) - s.y_valid) ** 2).sum(1).mean(), r.best_valid_error, rtol=1e-4)

@@ -84,11 +84,13 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
         record = _open_study(store, study, strategy, space, seed, expand, options, objective)
+        configured = isinstance(objective, ConfigObjective)
+        on_gpu = configured and resolve_device(objective.config.device).type == "cuda"
         if workers is None:     # a process per core, but one process on a GPU or for a function
-            on_gpu = isinstance(objective, ConfigObjective) and resolve_device(objective.config.device).type == "cuda"
-            workers = (os.cpu_count() or 1) if isinstance(objective, ConfigObjective) and not on_gpu else 1
+            workers = (os.cpu_count() or 1) if configured and not on_gpu else 1
         planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
-        return _Driver(store, record, objective, trials, workers, planner, executor, progress).run()
+        timed = configured and not on_gpu and population != 1          # only then does planning take seconds
+        return _Driver(store, record, objective, trials, workers, planner, timed, executor, progress).run()
 
 
 def _plan(objective, space, seed, trials, workers, population, memory_limit) -> Schedule:
@@ -98,9 +100,8 @@ def _plan(objective, space, seed, trials, workers, population, memory_limit) -> 
     if population == 1:
         return Schedule(workers, 1, f"one trial at a time in each of {workers} process(es), as asked")
     device = resolve_device(objective.config.device).type
-    size = batch_size(trials, workers, device)
-    # A GPU batches every trial whatever the gain; there a small sample is enough to report it.
-    cal = calibrate(objective.config, space, seed, size=min(size, 16) if device == "cuda" else size)
+    # A GPU batches every trial whatever the gain: only the memory needs sizing there.
+    cal = calibrate(objective.config, space, seed, size=batch_size(trials, workers, device), timed=device != "cuda")
     limit = memory_limit or default_memory_limit(cal.device, workers)
     return choose(cal, trials, workers, limit, workers, None if population == "auto" else population)
 
@@ -123,7 +124,7 @@ def _open_study(store, name, strategy, space, seed, expand, options, objective) 
 
 
 class _Driver:
-    def __init__(self, store, record, objective, trials, workers, planner, executor, progress):
+    def __init__(self, store, record, objective, trials, workers, planner, timed, executor, progress):
         self.store, self.record, self.objective = store, record, objective
         self.total, self.progress = trials, progress
         settings = record.settings
@@ -131,7 +132,7 @@ class _Driver:
         self.strategy = make_strategy(record.strategy, parse_space(settings["initial_space"]), self.seed,
                                       **settings.get("options", {}))
         self.border = BorderRule(self.strategy, settings.get("expand", False))
-        self.workers, self.planner, self.executor_kind = workers, planner, executor
+        self.workers, self.planner, self.timed, self.executor_kind = workers, planner, timed, executor
         self.start = time.perf_counter()
 
     def _replay(self, stored: list[Trial]) -> list[Trial]:
@@ -159,10 +160,15 @@ class _Driver:
         pool = EXECUTORS[kind](self.objective, *([self.workers] if kind == "process" else []))
         running: dict[int, Trial] = {}
         self.pending: list[list[Trial]] = []       # populations drawn and recorded, not yet handed out
-        # The schedule is measured in a thread while each worker trains one trial at a time, so
-        # no core waits for the measurement (seconds, on large models).
-        self.plan = Schedule(self.workers, 1, "one trial per worker while the schedule is measured")
-        measuring = _Measurement(self.planner)
+        # A schedule that is measured (seconds, on large models) is measured in a thread while
+        # each worker trains one trial at a time, so no core waits for it.
+        measuring = None
+        if self.timed:
+            self.plan = Schedule(self.workers, 1, "one trial per worker while the schedule is measured")
+            measuring = _Measurement(self.planner)
+        else:
+            self.plan = self.planner()
+            self._report(0, [f"schedule: {self.plan.reason}"])
         try:
             while True:
                 if measuring is not None and measuring.done():

@@ -23,8 +23,8 @@ MAX_POPULATION = 128     # beyond this the gain has flattened in every measureme
 @dataclass(frozen=True)
 class Calibration:
     """Measured seconds per member-update: members trained alone, and the same ``size`` members
-    trained as the populations a batch would form, both with one thread; ``member_bytes``:
-    memory one member needs in a population."""
+    trained as the populations a batch would form, both with one thread (NaN where untimed);
+    ``member_bytes``: memory one member needs in a population."""
 
     alone: float
     batched: float
@@ -54,8 +54,9 @@ def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, 
         return Schedule(w, 1, f"one trial at a time in each of {w} process(es): the objective is a function")
     if cal.device == "cuda":
         p = min(population or batch_size(trials, 1, "cuda"), fit)
-        return Schedule(workers or 1, p, f"GPU: populations of up to {p} trials in one process, data on the device "
-                                         f"(batching measured {cal.gain:.1f}x faster than one at a time)")
+        measured = "" if math.isnan(cal.gain) else f" (batching measured {cal.gain:.1f}x faster than one at a time)"
+        return Schedule(workers or 1, p, f"GPU: populations of up to {p} trials in one process, data on the device"
+                                         + measured)
     w = workers or cores
     if population is not None:
         p = min(population, fit)
@@ -91,12 +92,13 @@ def batch_size(trials: int, workers: int, device: str) -> int:
     return max(2, min(MAX_POPULATION, math.ceil(trials / workers)))
 
 
-def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3) -> Calibration:
+def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, timed: bool = True) -> Calibration:
     """Time ``steps`` updates of ``size`` members drawn from the space, first each alone, then
     grouped into populations exactly as a batch of that many trials would be (same structure,
     similar widths, padding), with one thread, on the study's data and device. What it measures
     is the gain on a realistic batch: a space of many different shapes makes small populations,
-    and large members gain little from batching, which a population of identical copies hides."""
+    and large members gain little from batching, which a population of identical copies hides.
+    Untimed (``timed=False``: a GPU batches whatever the gain), only the memory is sized."""
     from ..train import Population, check_member, resolve_device
     from ..train.fit import populations, width_ratio
     from ..train.population import Data
@@ -106,6 +108,12 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3) -> C
     splits = _splits(draws[0])
     members = [check_member(c.member(), splits) for c in draws]
     device = resolve_device(draws[0].device)
+    largest = max(members, key=lambda m: sum(m.model.sizes(splits.n_features, splits.n_outputs)))
+    sizes = largest.model.sizes(splits.n_features, splits.n_outputs)
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    footprint = member_bytes(n_params, largest.train.batch_size, sum(sizes))
+    if not timed:
+        return Calibration(math.nan, math.nan, size, footprint, device.type)
     data = Data(splits, device)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -117,11 +125,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3) -> C
                       for part in populations(members, size, width_ratio(device)))
     finally:
         torch.set_num_threads(threads)
-    largest = max(members, key=lambda m: sum(m.model.sizes(data.n_in, data.n_out)))
-    sizes = largest.model.sizes(data.n_in, data.n_out)
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    return Calibration(sum(each) / size, batched / size, size,
-                       member_bytes(n_params, largest.train.batch_size, sum(sizes)), device.type)
+    return Calibration(sum(each) / size, batched / size, size, footprint, device.type)
 
 
 def default_memory_limit(device: str, workers: int) -> int:
