@@ -112,6 +112,27 @@ def test_fused_sgd_step_is_a_gradient_step(activation):
         assert torch.allclose(params[k], expected[k], atol=1e-12), k
 
 
+def test_inputs_left_out_count_as_zeros():
+    """Training may leave out inputs that are zero in every example (train.Data): the forward
+    pass, the gradients (full-sized, zero for those inputs) and the fused step are unchanged."""
+    params, _, X, y = _padded_population("tanh", "softmax")
+    X[..., 3] = 0
+    narrow = X[..., :3].contiguous()
+    z, hidden = forward(params, X, "tanh", keep_hidden=True)
+    zn, hidden_n = forward(params, narrow, "tanh", keep_hidden=True)
+    assert torch.allclose(z, zn, atol=1e-12)
+    delta = output_delta("softmax", z, y)[1] / 6
+    full = backprop.gradients(params, X, hidden, delta, "tanh")
+    part = backprop.gradients(params, narrow, hidden_n, delta, "tanh")
+    for k in params:
+        assert part[k].shape == params[k].shape and torch.allclose(part[k], full[k], atol=1e-12), k
+    a, b = ({k: v.clone() for k, v in params.items()} for _ in range(2))
+    backprop.sgd_step(a, X, hidden, -0.5 * delta, "tanh")
+    backprop.sgd_step(b, narrow, hidden_n, -0.5 * delta, "tanh")
+    for k in params:
+        assert torch.allclose(a[k], b[k], atol=1e-12), k
+
+
 def test_tanh_through_the_sigmoid_agrees_with_tanh():
     x = torch.linspace(-30, 30, 100_001)
     act = ACTIVATIONS["tanh"]

@@ -209,3 +209,29 @@ def test_regression_and_multilabel_outputs_learn(rng):
     r = fit(m, Member(MLP((64,)), Training(lr=0.1, max_epochs=40)))
     assert r.member.model.output == "sigmoid" and r.best_valid_error < 0.15
     assert (r.predict(m.X_valid) != m.y_valid).mean() == pytest.approx(r.best_valid_error, abs=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_inputs_zero_in_every_training_example_are_left_out_of_training(rng, momentum):
+    """Their weights get no gradient, so they keep their initial values; validation still sees
+    them (a validation example may light them), with the right weights."""
+    from purelearn.nn.mlp import init_member, predict_scores
+    from purelearn.train.population import Data
+
+    X = rng.normal(size=(600, 6)).astype(np.float32)
+    y = (X[:, 0] + X[:, 5] > 0).astype(np.int64)
+    s = prepare(from_arrays(X, y), test=0.0, preprocess=[])
+    s.X_train[:, [1, 4]] = 0                     # dead in training, alive in validation
+    d = Data(s, torch.device("cpu"))
+    assert d.columns.tolist() == [0, 2, 3, 5, 1, 4] and d.n_active == 4
+    assert d.X_train.shape[1] == 4 and d.X_valid.shape[1] == 6
+    member = Member(MLP((8,)), Training(lr=0.1, max_epochs=3, momentum=momentum, seed=7))
+    r = fit(s, member)
+    W0 = init_member(r.member.model, 6, 2, seed=7)["W0"]
+    assert torch.equal(r.params["W0"][:, [1, 4]], W0[:, [1, 4]])
+    assert not torch.allclose(r.params["W0"][:, [0, 5]], W0[:, [0, 5]])
+    # The recorded validation loss was computed on the reordered inputs; the returned weights on
+    # the data's own order must give the same.
+    z = predict_scores(r.params, torch.as_tensor(s.X_valid), "tanh")
+    loss = torch.nn.functional.cross_entropy(z, torch.as_tensor(s.y_valid)).item()
+    assert loss == pytest.approx(r.best_valid_loss, rel=1e-5)

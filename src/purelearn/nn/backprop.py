@@ -36,7 +36,9 @@ def gradients(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[tor
     """Every parameter's gradient, named as in ``params``, for the output gradient ``delta``."""
     grads = {}
     for l, h, d in deltas(params, X, hidden, delta, activation):
-        grads[f"W{l}"] = torch.bmm(d.transpose(1, 2), h)
+        g = torch.bmm(d.transpose(1, 2), h)
+        width = params[f"W{l}"].shape[-1]     # inputs left out of X have a zero gradient
+        grads[f"W{l}"] = g if g.shape[-1] == width else torch.nn.functional.pad(g, (0, width - g.shape[-1]))
         grads[f"b{l}"] = d.sum(1, keepdim=True)
     return {name: grads[name] for name in params}
 
@@ -46,5 +48,5 @@ def sgd_step(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torc
     """Plain SGD fused into the backward pass: W_l += delta_l^T h_{l-1}, in place, for ``delta``
     already scaled by minus each member's rate."""
     for l, h, d in deltas(params, X, hidden, delta, activation):
-        params[f"W{l}"].baddbmm_(d.transpose(1, 2), h)
+        params[f"W{l}"][..., :h.shape[-1]].baddbmm_(d.transpose(1, 2), h)   # inputs left out of X: no change
         params[f"b{l}"].add_(d.sum(1, keepdim=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import replace
@@ -16,15 +17,21 @@ from .result import Result
 DEVICES = ("cpu", "cuda", "auto")
 
 
+@functools.cache
+def _cuda_present() -> bool:
+    # Asked once per process: the driver's query costs tens of milliseconds on some machines.
+    return torch.cuda.is_available()
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """'cpu', 'cuda' (refused when absent) or 'auto' (cuda when present)."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if _cuda_present() else "cpu")
     if device not in DEVICES and not str(device).startswith("cuda:"):
         raise ConfigError(f"unknown device {device!r}. Allowed: {', '.join(DEVICES)}.")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    if str(device).startswith("cuda") and not _cuda_present():
         raise ConfigError(f"device {device!r} was asked for but no CUDA device is present; use 'cpu' or 'auto'.")
     return torch.device(device)
 

@@ -26,15 +26,36 @@ from .result import Result
 
 
 class Data:
-    """The splits as tensors on the training device, moved there once for the whole run (§5.1)."""
+    """The splits as tensors on the training device, moved there once for the whole run (§5.1).
+
+    An input that is zero in every training example (MNIST's border pixels: 16% of them) gives
+    its first-layer weights a gradient of exactly zero, so training never needs it: the inputs
+    are reordered, those that ever vary first (``columns``), and the training inputs keep only
+    those (``n_active``). The validation inputs keep them all, in the same order, since a
+    validation example may light a pixel no training example did; the weights of such inputs
+    keep their initial values (or only decay) in every way of training."""
 
     def __init__(self, splits, device: torch.device):
         ydtype = torch.int64 if splits.task == "classification" else torch.float32
-        self.X_train = torch.as_tensor(splits.X_train, device=device)
+        active = (splits.X_train != 0).any(0)
+        self.columns = None if active.all() else np.argsort(~active, kind="stable")
+        self.n_active = int(active.sum())
+        X_train, X_valid = splits.X_train, splits.X_valid
+        if self.columns is not None:
+            X_train, X_valid = X_train[:, self.columns[:self.n_active]], X_valid[:, self.columns]
+        self.X_train = torch.as_tensor(np.ascontiguousarray(X_train), device=device)
         self.y_train = torch.as_tensor(splits.y_train, dtype=ydtype, device=device)
-        self.X_valid = torch.as_tensor(splits.X_valid, device=device)
+        self.X_valid = torch.as_tensor(np.ascontiguousarray(X_valid), device=device)
         self.y_valid = torch.as_tensor(splits.y_valid, dtype=ydtype, device=device)
         self.n_in, self.n_out, self.device = splits.n_features, splits.n_outputs, device
+
+    def reorder(self, W0: torch.Tensor, back: bool = False) -> torch.Tensor:
+        """First-layer weights [..., n_in] from the data's input order to ``columns`` order (or
+        ``back``)."""
+        if self.columns is None:
+            return W0
+        order = np.argsort(self.columns) if back else self.columns
+        return W0[..., torch.as_tensor(order, device=W0.device)]
 
     @property
     def n_train(self) -> int:
@@ -58,6 +79,7 @@ class Population:
         self.model, self.hp = members[0].model, members[0].train
         P = len(members)
         stacked = stack_members([init_member(m.model, data.n_in, data.n_out, m.train.seed) for m in members])
+        stacked["W0"] = data.reorder(stacked["W0"])
         self.params = {k: v.to(dev) for k, v in stacked.items()}
         masks = unit_masks([m.model.hidden for m in members])
         self.masks = None if masks is None else [m.to(dev) for m in masks]
@@ -347,6 +369,7 @@ class Population:
     def _result(self, i: int) -> Result:
         m, d = self.members[i], self.data
         best = {k: v[i].unsqueeze(0).cpu() for k, v in self.best.items()}
+        best["W0"] = d.reorder(best["W0"], back=True)
         return Result(m, float(self.patience.best[i]), float(self.best_loss[i]), int(self.patience.best_at[i]),
                       int(self.stopped_at[i, 0]), self.stopped[i], float(self.stopped_at[i, 1]), self.curves[i],
                       member_params(best, 0, m.model, d.n_in, d.n_out))
