@@ -55,6 +55,22 @@ def _splits(config: Config):
     return _SPLITS[key]
 
 
+_DATA: dict = {}
+
+
+def _data(key: tuple, splits):
+    """The splits on the training device, made once per process for a (data spec, device) key:
+    every batch of a study shares them (§5.1)."""
+    from ..train import resolve_device
+    from ..train.population import Data
+
+    if key not in _DATA:
+        if len(_DATA) >= 4:
+            _DATA.clear()
+        _DATA[key] = Data(splits, resolve_device(key[1]))
+    return _DATA[key]
+
+
 def _outcome(result) -> Outcome:
     value = result.best_valid_error if math.isfinite(result.best_valid_error) else None
     return Outcome("diverged" if result.diverged else "complete", value, result.curve, weights=result.params)
@@ -121,10 +137,10 @@ class ConfigObjective:
                 yield jobs[i][0], Outcome("failed", error=error)
                 continue
             groups.setdefault(key, []).append((jobs[i][0], member, splits))
-        for (_, device), group in groups.items():
+        for key, group in groups.items():
             done = set()
             try:
-                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], device=device):
+                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], data=_data(key, group[0][2])):
                     done.add(j)
                     yield group[j][0], _outcome(result)
             except Exception as e:  # the population broke: its unfinished trials fail, the study goes on

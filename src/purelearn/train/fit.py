@@ -77,10 +77,12 @@ def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
     return ordered[0] if single else ordered
 
 
-def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_population: int | None = None):
-    """Like :func:`fit`, but yields (index, Result) as each member stops."""
+def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_population: int | None = None,
+             data: Data | None = None):
+    """Like :func:`fit`, but yields (index, Result) as each member stops. ``data``: the splits
+    already on the device, for a caller that trains many batches on the same splits."""
     checked = [check_member(m, splits) for m in members]
-    data = Data(splits, resolve_device(device))
+    data = data or Data(splits, resolve_device(device))
     for part in populations(checked, max_population or len(checked), width_ratio(data.device)):
         for j, result in Population([checked[i] for i in part], data).iterate(progress):
             yield part[j], result
