@@ -212,7 +212,7 @@ def test_regression_and_multilabel_outputs_learn(rng):
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_inputs_zero_in_every_training_example_are_left_out_of_training(rng, momentum):
+def test_inputs_zero_in_every_training_example_are_left_out_of_training(rng, digits, momentum):
     """Their weights get no gradient, so they keep their initial values; validation still sees
     them (a validation example may light them), with the right weights."""
     from purelearn.nn.mlp import init_member, predict_scores
@@ -225,6 +225,7 @@ def test_inputs_zero_in_every_training_example_are_left_out_of_training(rng, mom
     d = Data(s, torch.device("cpu"))
     assert d.columns.tolist() == [0, 2, 3, 5, 1, 4] and d.n_active == 4
     assert d.X_train.shape[1] == 4 and d.X_valid.shape[1] == 6
+    assert Data(digits, torch.device("cpu")).columns is None      # 4 of 64: too few to pay
     member = Member(MLP((8,)), Training(lr=0.1, max_epochs=3, momentum=momentum, seed=7))
     r = fit(s, member)
     W0 = init_member(r.member.model, 6, 2, seed=7)["W0"]

@@ -33,13 +33,18 @@ class Data:
     are reordered, those that ever vary first (``columns``), and the training inputs keep only
     those (``n_active``). The validation inputs keep them all, in the same order, since a
     validation example may light a pixel no training example did; the weights of such inputs
-    keep their initial values (or only decay) in every way of training."""
+    keep their initial values (or only decay) in every way of training. Below LEAVE_OUT of the
+    inputs it doesn't pay: the first layer's products then run on a strided view of the weights
+    (digits, 6% of inputs always zero: 8% slower; MNIST, 16%: 5% faster)."""
+
+    LEAVE_OUT = 0.1
 
     def __init__(self, splits, device: torch.device):
         ydtype = torch.int64 if splits.task == "classification" else torch.float32
         active = (splits.X_train != 0).any(0)
-        self.columns = None if active.all() else np.argsort(~active, kind="stable")
-        self.n_active = int(active.sum())
+        worth = 1 - active.mean() >= self.LEAVE_OUT
+        self.columns = np.argsort(~active, kind="stable") if worth else None
+        self.n_active = int(active.sum()) if worth else len(active)
         X_train, X_valid = splits.X_train, splits.X_valid
         if self.columns is not None:
             X_train, X_valid = X_train[:, self.columns[:self.n_active]], X_valid[:, self.columns]
