@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import tempfile
@@ -124,16 +125,15 @@ def optuna_search(case, n_jobs, device):
 
 
 def main():
-    args = sys.argv[1:]
-    device = "cpu"
-    if "--device" in args:
-        i = args.index("--device")
-        device, args = args[i + 1], args[:i] + args[i + 2:]
-    jobs = (1, 2) if device == "cpu" else (1, 4)
-    if "--jobs" in args:                 # Optuna's n_jobs to run, e.g. --jobs 4
-        i = args.index("--jobs")
-        jobs, args = tuple(int(j) for j in args[i + 1].split(",")), args[:i] + args[i + 2:]
-    names = args or list(CASES)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("cases", nargs="*", metavar="a|b", help="the searches to run (default: both)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--jobs", help="Optuna's n_jobs settings, e.g. 1,4 (default 1,2 on CPU, 1,4 on a GPU)")
+    args = parser.parse_args()
+    device, names = args.device, args.cases or list(CASES)
+    if set(names) - set(CASES):
+        parser.error(f"unknown search {sorted(set(names) - set(CASES))}; choose from {', '.join(CASES)}")
+    jobs = tuple(int(j) for j in args.jobs.split(",")) if args.jobs else (1, 2) if device == "cpu" else (1, 4)
     print(f"machine: {machine()}" + (f", {torch.cuda.get_device_name()}" if device == "cuda" else ""))
     if device == "cuda":     # the context and the matrix library start before any clock does
         (torch.ones(8, 8, device=device) @ torch.ones(8, 8, device=device)).sum().item()
@@ -144,8 +144,8 @@ def main():
         print(f"\n({name}) {case['data']}, {case['trials']} trials, 1-2 layers of {case['units'][0]}-{case['units'][1]} "
               f"units, tanh, at most {case['epochs']} epochs, patience {PATIENCE} examples", flush=True)
         runs = [("purelearn tune, automatic schedule", lambda: ours(case, "auto", device))]
-        runs += [(f"Optuna + hand-written loop, n_jobs={jobs}", lambda jobs=jobs: (*optuna_search(case, jobs, device), ""))
-                 for jobs in jobs]
+        runs += [(f"Optuna + hand-written loop, n_jobs={n}", lambda n=n: (*optuna_search(case, n, device), ""))
+                 for n in jobs]
         runs += [("purelearn tune, one trial at a time", lambda: ours(case, 1, device))]
         rows = []
         for label, run in runs:          # each printed as it ends: a cut-short run keeps what it measured
