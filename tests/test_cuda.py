@@ -3,12 +3,13 @@ gives, and a study batches every trial there. These run only where a CUDA device
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import purelearn as pl
 from purelearn.config import Config
-from purelearn.data import load, prepare
+from purelearn.data import from_arrays, load, prepare
 from purelearn.nn import MLP
 from purelearn.train import Member, Training, fit
 from purelearn.train.fit import populations, width_ratio
@@ -65,3 +66,17 @@ def test_a_study_on_the_device_batches_every_trial(tmp_path):
     assert study.best.value < 0.1 and math.isfinite(study.best.value)
     weights = torch.load(study.store.weights_path(study.record))
     assert all(v.device.type == "cpu" for v in weights.values())
+
+
+def test_inputs_left_out_of_training_on_the_device(rng):
+    """Inputs zero in every training example are left out on the device too (a strided view of
+    the first layer's weights there): the same learning as on the CPU."""
+    X = rng.normal(size=(600, 8)).astype(np.float32)
+    y = (X[:, 0] + X[:, 5] > 0).astype(np.int64)
+    s = prepare(from_arrays(X, y), test=0.0, preprocess=[])
+    s.X_train[:, [1, 4]] = 0
+    assert Data(s, torch.device(DEVICE)).n_active == 6
+    member = Member(MLP((16,)), Training(lr=0.1, max_epochs=3, seed=3))
+    a, b = fit(s, member, device="cpu"), fit(s, member, device=DEVICE)
+    assert a.best_valid_loss == pytest.approx(b.best_valid_loss, rel=1e-3)   # float32 summation orders differ
+    assert torch.allclose(a.params["W0"], b.params["W0"], atol=1e-4)
