@@ -4,6 +4,11 @@ hand-written runs, same total examples (every member trains the same number of e
 Nets: 64-64-10 on digits and 784-256-256-10 on mnist5k, tanh, SGD, B = 32, validation every
 |valid| examples. Separate runs of the large net are timed on up to 16 runs and scaled to P
 (each run costs the same). Reports the speed-up ratio, median of repeats.
+
+    python benchmarks/population.py [--keep-freed-memory]
+
+With ``--keep-freed-memory`` the process keeps the memory it frees (as purelearn's workers and
+command line do), for both the populations and the separate runs.
 """
 
 from __future__ import annotations
@@ -30,7 +35,11 @@ def separate(splits, hidden, epochs, runs):
 
 
 def main():
-    print(f"machine: {machine()}")
+    kept = "--keep-freed-memory" in sys.argv[1:]
+    if kept:
+        from purelearn.execute.workers import keep_freed_memory
+        keep_freed_memory()
+    print(f"machine: {machine()}" + (", freed memory kept" if kept else ""))
     print("| net | P | population s | separate s | speed-up |")
     print("| --- | --- | --- | --- | --- |")
     for name, data, prep, hidden, epochs, repeats in CASES:

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "report":
             p.add_argument("--out", default="report", help="output folder (default: report/)")
     args = parser.parse_args(argv)
+    from .execute.workers import keep_freed_memory
+
+    keep_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except PurelearnError as e:
