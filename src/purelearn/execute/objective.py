@@ -42,33 +42,30 @@ def apply_params(config: Config, params: dict, seed: int) -> Config:
     return config.with_values(values)
 
 
+def _once(cache: dict, key, make):
+    """``make()`` once per process per key (a few keys kept): every trial of a study shares it."""
+    if key not in cache:
+        if len(cache) >= 4:
+            cache.clear()
+        cache[key] = make()
+    return cache[key]
+
+
 _SPLITS: dict = {}
-
-
-def _splits(config: Config):
-    """Splits are made once per process per data spec: every trial of a study shares them."""
-    key = repr(config.data)
-    if key not in _SPLITS:
-        if len(_SPLITS) >= 4:
-            _SPLITS.clear()
-        _SPLITS[key] = config.data.splits()
-    return _SPLITS[key]
-
-
 _DATA: dict = {}
 
 
+def _splits(config: Config):
+    """The splits of a data spec."""
+    return _once(_SPLITS, repr(config.data), config.data.splits)
+
+
 def _data(key: tuple, splits):
-    """The splits on the training device, made once per process for a (data spec, device) key:
-    every batch of a study shares them (§5.1)."""
+    """The splits on the training device for a (data spec, device) key (§5.1)."""
     from ..train import resolve_device
     from ..train.population import Data
 
-    if key not in _DATA:
-        if len(_DATA) >= 4:
-            _DATA.clear()
-        _DATA[key] = Data(splits, resolve_device(key[1]))
-    return _DATA[key]
+    return _once(_DATA, key, lambda: Data(splits, resolve_device(key[1])))
 
 
 def _outcome(result) -> Outcome:

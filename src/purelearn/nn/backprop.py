@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from .activations import activation as activation_fn
+from .mlp import columns
 
 
 def deltas(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torch.Tensor], delta: torch.Tensor,
@@ -48,5 +49,5 @@ def sgd_step(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torc
     """Plain SGD fused into the backward pass: W_l += delta_l^T h_{l-1}, in place, for ``delta``
     already scaled by minus each member's rate."""
     for l, h, d in deltas(params, X, hidden, delta, activation):
-        params[f"W{l}"][..., :h.shape[-1]].baddbmm_(d.transpose(1, 2), h)   # inputs left out of X: no change
+        columns(params[f"W{l}"], h).baddbmm_(d.transpose(1, 2), h)   # inputs left out of X: no change
         params[f"b{l}"].add_(d.sum(1, keepdim=True))

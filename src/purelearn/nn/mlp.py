@@ -104,7 +104,7 @@ def forward(params: dict[str, torch.Tensor], X: torch.Tensor, activation: str,
     in_place = not (torch.is_grad_enabled() and params["W0"].requires_grad)
     h, hidden = X, []
     for l in range(n_layers):
-        W, b = _columns(params[f"W{l}"], h), params[f"b{l}"]
+        W, b = columns(params[f"W{l}"], h), params[f"b{l}"]
         z = torch.baddbmm(b, h, W.transpose(1, 2)) if h.dim() == 3 else _shared_input(h, W, b)
         if l == n_layers - 1:
             return (z, hidden) if keep_hidden else z
@@ -115,7 +115,7 @@ def forward(params: dict[str, torch.Tensor], X: torch.Tensor, activation: str,
             hidden.append(h)
 
 
-def _columns(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+def columns(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """W's columns for input h: all of them, or the first ones when h is narrower (training
     inputs without the inputs that are zero in every training example, see train.Data)."""
     return W if h.shape[-1] == W.shape[-1] else W[..., :h.shape[-1]]
