@@ -2,6 +2,8 @@
 gives, and a study batches every trial there. These run only where a CUDA device is present."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,10 @@ from purelearn.data import from_arrays, load, prepare
 from purelearn.nn import MLP
 from purelearn.train import Member, Training, fit
 from purelearn.train.fit import populations, width_ratio
-from purelearn.train.population import Data
+from purelearn.train.population import Data, Population
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_replay import members  # noqa: E402
 
 DEVICE = "cuda"
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -80,3 +85,21 @@ def test_inputs_left_out_of_training_on_the_device(rng):
     a, b = fit(s, member, device="cpu"), fit(s, member, device=DEVICE)
     assert a.best_valid_loss == pytest.approx(b.best_valid_loss, rel=1e-3)   # float32 summation orders differ
     assert torch.allclose(a.params["W0"], b.params["W0"], atol=1e-4)
+
+
+def test_on_the_device_replayed_updates_train_as_eager_ones():
+    """Plain SGD's updates are captured as CUDA graphs and replayed (train.replay): the same
+    training as launching every kernel, through members leaving (graphs captured again), an
+    epoch's shorter last minibatch and a diverging member."""
+    splits = _digits()
+    ms, data = members(splits), Data(splits, torch.device(DEVICE))
+    eager = Population(ms, data, replay=False).run()
+    pop = Population(ms, data)
+    replayed = pop.run()
+    assert pop.replay is not None and pop.replay.cuda
+    assert pop.replay.captures == len({r.examples_seen for r in replayed}) and pop.replay.replays > 100
+    for a, b in zip(eager, replayed):
+        assert (a.stopped_because, a.examples_seen) == (b.stopped_because, b.examples_seen)
+        for ra, rb in zip(a.curve, b.curve):
+            assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], rel=1e-5, abs=1e-6)
+        assert all(torch.allclose(a.params[k], b.params[k], atol=1e-5) for k in a.params)

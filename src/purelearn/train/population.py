@@ -22,6 +22,7 @@ from ..nn.losses import output_delta
 from ..nn.mlp import stack_members, unit_masks
 from .early_stopping import Patience, significant
 from .hyper import Member
+from .replay import Replay
 from .result import Result
 
 
@@ -77,9 +78,12 @@ def _column(members, name: str) -> torch.Tensor:
 
 
 class Population:
-    """Members that share a structure (depth, activation, output, batch size, update rule)."""
+    """Members that share a structure (depth, activation, output, batch size, update rule).
 
-    def __init__(self, members: list[Member], data: Data):
+    ``replay``: replay each plain-SGD update from a captured graph (``train.replay``); by
+    default on a CUDA device, where an update is otherwise bound by launching its kernels."""
+
+    def __init__(self, members: list[Member], data: Data, replay: bool | None = None):
         self.members, self.data, dev = members, data, data.device
         self.model, self.hp = members[0].model, members[0].train
         P = len(members)
@@ -114,6 +118,8 @@ class Population:
         self.first_loss = np.full(P, np.nan)
         self.divergence = np.array(_values(members, "divergence"))
         self.retired: list[int] = []       # stopped members whose results were not handed out yet
+        replayable = self.plain_sgd and self.average is None and self.hp.sparsity == "none"
+        self.replay = Replay(dev) if replayable and (dev.type == "cuda" if replay is None else replay) else None
 
     # ---- construction ------------------------------------------------------------------
 
@@ -144,30 +150,49 @@ class Population:
     # ---- one update -------------------------------------------------------------------
 
     def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        d, B = self.data, idx.shape[1]
-        flat = idx.reshape(-1)            # each member's own minibatch, gathered in one call
-        X = d.X_train.index_select(0, flat).view(*idx.shape, -1)
-        y = d.y_train.index_select(0, flat).view(*idx.shape, *d.y_train.shape[1:])
+        if self.replay is not None and self.schedule.constant:     # the rates are lr0 at every step
+            losses, = self.replay(self._replayed, idx)
+            return losses, losses
+        X, y = self._minibatch(idx)
         rates = self.schedule.rates(step)
+        grads = None
         if self.hp.sparsity != "none":
             losses, criterion, grads = self._graph_gradients(X, y)
+        elif self.plain_sgd:
+            losses = criterion = self._sgd(X, y, rates)
         else:
             z, hidden = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=True)
             losses, delta = output_delta(self.model.output, z, y)
             losses = criterion = losses.mean(1)
-            if self.plain_sgd:
-                backprop.sgd_step(self.params, X, hidden, delta.mul_((rates / -B).view(-1, 1, 1)),
-                                  self.model.activation)
-                grads = None
-            else:
-                grads = backprop.gradients(self.params, X, hidden, delta.div_(B), self.model.activation)
+            grads = backprop.gradients(self.params, X, hidden, delta.div_(X.shape[1]), self.model.activation)
         with torch.no_grad():
             if grads is not None:
-                updates = self.rule.update(grads, self.state, self.params, step=step, decay_scale=B / d.n_train)
+                updates = self.rule.update(grads, self.state, self.params, step=step,
+                                           decay_scale=X.shape[1] / self.data.n_train)
                 optim.descend(self.params, updates, rates)
             if self.average is not None:
                 optim.polyak_update(self.average, self.params, step)
         return losses, criterion
+
+    def _minibatch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's own minibatch [P, B, ...], gathered in one call per tensor."""
+        d, flat = self.data, idx.reshape(-1)
+        X = d.X_train.index_select(0, flat).view(*idx.shape, -1)
+        y = d.y_train.index_select(0, flat).view(*idx.shape, *d.y_train.shape[1:])
+        return X, y
+
+    def _sgd(self, X: torch.Tensor, y: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+        """One plain SGD update, fused into the backward pass; returns the minibatch losses [P]."""
+        z, hidden = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=True)
+        losses, delta = output_delta(self.model.output, z, y)
+        backprop.sgd_step(self.params, X, hidden, delta.mul_((rates / -X.shape[1]).view(-1, 1, 1)),
+                          self.model.activation)
+        return losses.mean(1)
+
+    def _replayed(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
+        """The update a Replay captures: it reads only ``idx`` and tensors that stay in place
+        until the population is compacted (which makes the Replay forget it)."""
+        return (self._sgd(*self._minibatch(idx), self.schedule.lr0),)
 
     def _graph_gradients(self, X: torch.Tensor, y: torch.Tensor):
         """Gradients through autograd, for criteria with a sparsity penalty on the hidden units."""
@@ -271,6 +296,8 @@ class Population:
         self.sparsity_target = self.sparsity_target.index_select(0, keep)
         self.interval[0] = self.interval[0].index_select(0, keep)
         self.alive = self.alive[~done]
+        if self.replay is not None:
+            self.replay.forget()
         return keep
 
     # ---- the loop ---------------------------------------------------------------------
