@@ -65,7 +65,7 @@ def init_member(spec: MLP, n_in: int, n_out: int, seed: int) -> dict[str, torch.
     params = {}
     for l, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
         r = init_bound(fi, fo, spec.activation, spec.init, spec.init_scale)
-        w = torch.rand(fo, fi, generator=g).mul_(2).sub_(1).mul_(r)   # drawn in place, in its stored layout
+        w = torch.empty(fo, fi).uniform_(-r, r, generator=g)   # in its stored layout, in one pass
         if spec.zero_output and l == len(sizes) - 2:
             w.zero_()
         params[f"W{l}"] = w
