@@ -103,3 +103,21 @@ def test_on_the_device_replayed_updates_train_as_eager_ones():
         for ra, rb in zip(a.curve, b.curve):
             assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], rel=1e-5, abs=1e-6)
         assert all(torch.allclose(a.params[k], b.params[k], atol=1e-5) for k in a.params)
+
+
+def test_an_update_cuda_cannot_capture_runs_uncaptured():
+    """An update that waits for the device (here: reads a value back) can't be captured: it
+    warns once and goes on launched, with the same result."""
+    from purelearn.train.replay import Replay
+    w = torch.zeros(4, device=DEVICE)
+
+    def update(idx):
+        w.add_(idx.sum(1).float())
+        return (w.sum().cpu(),)            # a copy to the host: not allowed while capturing
+
+    replay, idx = Replay(torch.device(DEVICE)), torch.ones(4, 3, dtype=torch.int64, device=DEVICE)
+    replay(update, idx)                      # warm-up, launched
+    with pytest.warns(RuntimeWarning, match="could not be captured"):
+        replay(update, idx)
+    out = replay(update, idx)
+    assert replay.off and replay.captures == 0 and out[0].item() == 36.0

@@ -17,6 +17,7 @@ function on the same buffers, which lets the CPU check the buffer discipline the
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -34,6 +35,7 @@ class Replay:
         # are reused by the next capture instead of staying cached.
         self.pool = torch.cuda.graph_pool_handle() if self.cuda else None
         self.captures = self.replays = 0
+        self.off = False                 # set when a capture failed
         self.forget()
 
     def forget(self) -> None:
@@ -42,6 +44,8 @@ class Replay:
         self.warm = False
 
     def __call__(self, update: Update, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.off:
+            return update(idx)
         if self.idx is not None and idx.shape == self.idx.shape:
             self.idx.copy_(idx)
             return self._replay()
@@ -63,8 +67,8 @@ class Replay:
 
     def _capture(self, update: Update, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self.idx = idx.clone(memory_format=torch.contiguous_format)
-        self.captures += 1
         if not self.cuda:
+            self.captures += 1
             self.update = update
             self.out = tuple(t.clone() for t in update(self.idx))
             return self.out
@@ -73,13 +77,21 @@ class Replay:
         # capture_begin/end rather than torch.cuda.graph, which synchronizes the device and
         # empties the allocator's cache at every capture; "thread_local": another thread's CUDA
         # calls (a caller's) may go on during the capture.
-        with torch.cuda.stream(self.stream):
-            self.graph.capture_begin(self.pool, capture_error_mode="thread_local")
-            try:
-                self.out = update(self.idx)
-            finally:
-                self.graph.capture_end()
+        try:
+            with torch.cuda.stream(self.stream):
+                self.graph.capture_begin(self.pool, capture_error_mode="thread_local")
+                try:
+                    self.out = update(self.idx)
+                finally:
+                    self.graph.capture_end()
+        except RuntimeError as e:   # an update CUDA can't capture: it still trains, launched
+            warnings.warn(f"an update could not be captured as a CUDA graph, it runs uncaptured: {e}",
+                          RuntimeWarning, stacklevel=2)
+            self.forget()
+            self.off = True
+            return update(idx)
         torch.cuda.current_stream().wait_stream(self.stream)
+        self.captures += 1
         return self._replay()            # capturing ran nothing: this update runs now
 
     def _replay(self) -> tuple[torch.Tensor, ...]:
