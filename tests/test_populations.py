@@ -154,7 +154,7 @@ s = prepare(load("digits"), preprocess=["standardize"])
 p = Population([check_member(Member(MLP((64,)), Training(seed=i)), s) for i in range(128)], Data(s, torch.device("cpu")))
 p.time_steps(5)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-p.time_steps(50)
+p.time_steps(200)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
@@ -162,7 +162,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 @pytest.mark.skipif(not hasattr(__import__("ctypes").CDLL(None), "mallopt"), reason="glibc's allocator only")
 def test_worker_processes_keep_the_memory_a_step_frees():
     # Without it, a step's large temporaries are mapped and unmapped (or trimmed) every step,
-    # each time page-faulted in again: thousands of faults in 50 steps of 128 members, not ~0.
+    # each time page-faulted in again: thousands of faults in 200 steps of 128 members, hundreds with it.
     import subprocess
     import sys
     faults = {mode: int(subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True,

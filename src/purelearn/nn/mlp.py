@@ -73,12 +73,13 @@ def init_member(spec: MLP, n_in: int, n_out: int, seed: int) -> dict[str, torch.
     return params
 
 
-def stack_members(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack per-member parameters, zero-padding each to the widest member."""
+def stack_members(members: list[dict[str, torch.Tensor]], device=None) -> dict[str, torch.Tensor]:
+    """Stack per-member parameters, zero-padding each to the widest member, on ``device`` (the
+    members' own by default): padding there moves only the members' own weights to it."""
     out = {}
     for name in members[0]:
         shape = [max(m[name].shape[d] for m in members) for d in range(members[0][name].dim())]
-        t = torch.zeros(len(members), *shape)
+        t = torch.zeros(len(members), *shape, device=device)
         for p, m in enumerate(members):
             t[(p, *[slice(0, s) for s in m[name].shape])] = m[name]
         out[name] = t

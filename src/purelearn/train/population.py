@@ -61,7 +61,7 @@ class Data:
         if self.columns is None:
             return W0
         order = np.argsort(self.columns) if back else self.columns
-        return W0[..., torch.as_tensor(order, device=W0.device)]
+        return W0.index_select(-1, torch.as_tensor(order, device=W0.device))
 
     @property
     def n_train(self) -> int:
@@ -87,9 +87,10 @@ class Population:
         self.members, self.data, dev = members, data, data.device
         self.model, self.hp = members[0].model, members[0].train
         P = len(members)
-        stacked = stack_members([init_member(m.model, data.n_in, data.n_out, m.train.seed) for m in members])
-        stacked["W0"] = data.reorder(stacked["W0"])
-        self.params = {k: v.to(dev) for k, v in stacked.items()}
+        drawn = [init_member(m.model, data.n_in, data.n_out, m.train.seed) for m in members]
+        for p in drawn:                   # before padding: fewer columns to move
+            p["W0"] = data.reorder(p["W0"])
+        self.params = stack_members(drawn, dev)
         masks = unit_masks([m.model.hidden for m in members])
         self.masks = None if masks is None else [m.to(dev) for m in masks]
         # A padded unit has zero weights in and out, so it outputs act(0) and learns nothing as
