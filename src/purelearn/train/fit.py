@@ -88,14 +88,16 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
             yield part[j], result
 
 
-WIDTH_RATIO = 1.3   # widest / narrowest layer within one population on CPU: padding costs at most this
+WIDTH_RATIO = 1.3        # widest / narrowest layer within one population on CPU: padding costs at most this
+GPU_WIDTH_RATIO = math.inf
 
 
 def width_ratio(device: str | torch.device) -> float:
     """How much wider than its narrowest member a population may pad. A CPU's time grows with
     every padded multiply; a GPU's step time is set by kernel launches until it saturates, so
-    there one population per structure beats several narrower ones (memory still splits them)."""
-    return math.inf if torch.device(device).type == "cuda" else WIDTH_RATIO
+    there one population per structure beats several narrower ones (memory still splits them).
+    ``benchmarks/replay.py`` measures the trade on a device."""
+    return GPU_WIDTH_RATIO if torch.device(device).type == "cuda" else WIDTH_RATIO
 
 
 def populations(members: list[Member], size: int, ratio: float = WIDTH_RATIO) -> list[list[int]]:
