@@ -29,7 +29,7 @@ class Replay:
     """Runs ``update(idx)`` (minibatch indices [P, B] to the update's outputs) as a replayed graph."""
 
     def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
+        self.cuda, self.device = device.type == "cuda", device
         self.stream = torch.cuda.Stream(device) if self.cuda else None
         # One memory pool for every graph of this population: a forgotten graph's temporaries
         # are reused by the next capture instead of staying cached.
@@ -59,10 +59,10 @@ class Replay:
     def _on_capture_stream(self, update: Update, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not self.cuda:
             return update(idx)
-        self.stream.wait_stream(torch.cuda.current_stream())
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self.stream):
             out = update(idx)
-        torch.cuda.current_stream().wait_stream(self.stream)
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
         return out
 
     def _capture(self, update: Update, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -73,7 +73,7 @@ class Replay:
             self.out = tuple(t.clone() for t in update(self.idx))
             return self.out
         self.graph = torch.cuda.CUDAGraph()
-        self.stream.wait_stream(torch.cuda.current_stream())
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
         # capture_begin/end rather than torch.cuda.graph, which synchronizes the device and
         # empties the allocator's cache at every capture; "thread_local": another thread's CUDA
         # calls (a caller's) may go on during the capture.
@@ -90,7 +90,7 @@ class Replay:
             self.forget()
             self.off = True
             return update(idx)
-        torch.cuda.current_stream().wait_stream(self.stream)
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
         self.captures += 1
         return self._replay()            # capturing ran nothing: this update runs now
 
