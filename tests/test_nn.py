@@ -158,6 +158,25 @@ def test_errors_per_output():
     assert example_errors("linear", z, torch.zeros(2, 2)).tolist() == [[4.0, 1.0]]
 
 
+@pytest.mark.parametrize("layout", ["examples outer", "classes outer"])
+def test_softmax_errors_are_argmax_errors_with_ties_nans_and_infinities(layout):
+    """The misclassification is computed without argmax (not vectorized on CPU): it must agree
+    with argmax exactly, the first largest output winning, a NaN counting as the largest."""
+    g = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        z = torch.randint(-2, 3, (3, 40, 5), generator=g).float()        # many ties
+        if trial % 3 == 0:
+            z[torch.rand(z.shape, generator=g) < 0.1] = float("nan")
+        if trial % 4 == 0:
+            z[torch.rand(z.shape, generator=g) < 0.3] = -float("inf")
+        if trial % 5 == 0:
+            z[:, :8] = -float("inf")                                     # every output -inf
+        if layout == "classes outer":                                     # as the output layer lays it out
+            z = z.transpose(1, 2).contiguous().transpose(1, 2)
+        y = torch.randint(0, 5, (40,), generator=g)
+        assert torch.equal(example_errors("softmax", z, y), (z.argmax(-1) != y).float()), trial
+
+
 def test_bad_model_settings_are_refused():
     with pytest.raises(ConfigError, match="Did you mean 'tanh'"):
         MLP(activation="tanhh").checked("classification")

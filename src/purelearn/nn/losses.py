@@ -4,6 +4,8 @@ member dimension, so a population computes all its members' losses at once."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -57,7 +59,23 @@ def example_errors(output: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     """Error per example, [P, B]: misclassification (softmax), fraction of wrong labels
     (sigmoid), squared error (linear)."""
     if output == "softmax":
-        return (z.argmax(-1) != y).to(z.dtype)
+        return _not_argmax(z, y).to(z.dtype)
     if output == "sigmoid":
         return ((z > 0).to(z.dtype) != y).to(z.dtype).mean(-1)
     return (z - y).pow(2).sum(-1)
+
+
+def _not_argmax(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """argmax(z, -1) != y, exactly (the first largest output wins, a NaN counting as the
+    largest), from float reductions over the classes taken as the outer dimension, which is
+    how the output layer lays z out: there they are vectorized, where on CPU argmax and boolean
+    reductions are not (128 members x 359 examples x 10 classes, laid out so: 0.74 ms against
+    6.1 ms for argmax, 1.65 ms for argmax with the classes inner)."""
+    zt = z.transpose(-1, -2)                        # [..., k, N]
+    top = zt.amax(-2)                               # NaN when the example's outputs hold one
+    zy = zt.gather(-2, y.expand(z.shape[:-1]).unsqueeze(-2)).squeeze(-2)
+    earlier = torch.arange(zt.shape[-2], device=z.device).unsqueeze(-1) < y.unsqueeze(-2)
+    before = torch.where(earlier, zt, -math.inf).amax(-2)    # the largest of the classes before y
+    first = (before < top) | (y == 0)
+    right = torch.where(top.isnan(), zy.isnan() & ~before.isnan(), (zy == top) & first)
+    return ~right
