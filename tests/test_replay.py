@@ -58,6 +58,24 @@ def test_members_leaving_make_the_replay_capture_again(digits):
         seen = pop.replay.captures
 
 
+def test_an_epochs_shorter_last_minibatch_is_never_captured(digits):
+    """A member leaves two updates before an epoch ends: the next update warms up, and the
+    epoch's shorter last one must not be the one captured, or every full minibatch after it
+    would run launched."""
+    B = 32
+    steps = digits.X_train.shape[0] // B                     # full minibatches per epoch, then a short one
+    ms = members(digits, "tanh")[:3]
+    ms = [replace(m, train=replace(m.train, valid_every=(steps - 1) * B, max_epochs=3, patience=10 ** 6,
+                                   lr=0.1 if i else 500.0)) for i, m in enumerate(ms)]
+    pop = Population(ms, Data(digits, torch.device("cpu")), replay=True)
+    results = pop.run()
+    assert (results[0].stopped_because, results[0].examples_seen) == ("diverged", (steps - 1) * B)
+    assert results[1].stopped_because == results[2].stopped_because == "budget"
+    assert pop.replay.captures == 2
+    # every full minibatch is replayed (the captured ones too) but the two warm-ups
+    assert pop.replay.replays == 3 * steps - 2
+
+
 @pytest.mark.parametrize("change", [{"momentum": 0.5}, {"polyak": True}, {"sparsity": "l1", "sparsity_coef": 0.1}])
 def test_updates_that_are_not_plain_sgd_are_not_replayed(digits, change):
     ms = [replace(m, train=replace(m.train, **change)) for m in members(digits)[:2]]

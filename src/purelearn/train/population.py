@@ -151,7 +151,9 @@ class Population:
     # ---- one update -------------------------------------------------------------------
 
     def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.replay is not None and self.schedule.constant:     # the rates are lr0 at every step
+        # Replayed: the rates are lr0 at every step; an epoch's shorter last minibatch is not
+        # (capturing its shape would leave every full minibatch after it launched)
+        if self.replay is not None and self.schedule.constant and idx.shape[1] == self.hp.batch_size:
             losses, = self.replay(self._replayed, idx)
             return losses, losses
         X, y = self._minibatch(idx)

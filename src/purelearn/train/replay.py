@@ -10,9 +10,9 @@ fixed tensors, overwritten by the next replay.
 A graph holds the addresses of the population's tensors, so it is forgotten whenever they move
 (members leave and the stacked tensors are compacted); the next update then runs eagerly on the
 capture stream (CUDA's libraries set themselves up on a stream's first use, which capture
-forbids), and the one after is captured. An update of another minibatch size (an epoch's last,
-shorter one) runs eagerly. On a CPU there is nothing to capture: replaying calls the same
-function on the same buffers, which lets the CPU check the buffer discipline the GPU relies on.
+forbids), and the one after is captured; an update of another shape runs eagerly. On a CPU
+there is nothing to capture: replaying calls the same function on the same buffers, which lets
+the CPU check the buffer discipline the GPU relies on.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Replay:
         if self.idx is not None and idx.shape == self.idx.shape:
             self.idx.copy_(idx)
             return self._replay()
-        if self.idx is not None:             # another minibatch size: the graph stays for the next
+        if self.idx is not None:             # another shape: the graph stays for the next
             return update(idx)
         if not self.warm:
             self.warm = True
@@ -67,8 +67,8 @@ class Replay:
 
     def _capture(self, update: Update, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self.idx = idx.clone(memory_format=torch.contiguous_format)
-        if not self.cuda:
-            self.captures += 1
+        if not self.cuda:                    # "capturing" runs it: counted as captured and replayed
+            self.captures, self.replays = self.captures + 1, self.replays + 1
             self.update = update
             self.out = tuple(t.clone() for t in update(self.idx))
             return self.out
