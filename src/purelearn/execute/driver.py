@@ -182,6 +182,8 @@ class _Driver:
         except BaseException:
             pool.terminate()
             self.store.interrupt_running(self.record)
+            if measuring is not None:    # a thread still in torch when the interpreter exits aborts it
+                measuring.wait()
             raise
         pool.close()
         if measuring is not None:            # a study shorter than its measurement
@@ -265,7 +267,7 @@ class _Driver:
 
 
 class _Measurement:
-    """``fn()`` run in a daemon thread (an interrupted study doesn't wait for it)."""
+    """``fn()`` run in a thread, so the workers train while the schedule is measured."""
 
     def __init__(self, fn):
         self._value, self._error = None, None
@@ -280,6 +282,9 @@ class _Measurement:
 
     def done(self) -> bool:
         return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        self._thread.join()
 
     def result(self):
         self._thread.join()

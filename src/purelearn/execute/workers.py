@@ -13,6 +13,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import signal
+import sys
 import traceback
 from multiprocessing.connection import wait
 
@@ -88,6 +89,24 @@ def _worker(objective, conn, threads: int) -> None:
         return                      # the driver is gone (killed): nothing left to report to
 
 
+SPAWN = mp.get_context("spawn")
+
+
+def _fast_start(threads: int):
+    """How the pool's first workers start. Forked, a worker begins at once with torch and the
+    data already loaded; spawned, it first imports torch again (about 1.5 s here, 10% of a
+    64-trial MNIST search). Forking is safe where PyTorch's own data loaders do it: on Linux,
+    before this process uses CUDA, for workers that compute on one thread (threads that were
+    running here don't exist in the child, and a pool of one thread never waits for them).
+    Elsewhere, and for a worker replaced later (when a measuring thread may be running here),
+    workers are spawned."""
+    import torch
+
+    if sys.platform == "linux" and threads == 1 and not torch.cuda.is_initialized():
+        return mp.get_context("fork")
+    return SPAWN
+
+
 class ProcessPool:
     """``workers`` processes (default: one per core), each running one batch at a time with
     ``threads`` torch threads."""
@@ -95,16 +114,15 @@ class ProcessPool:
     def __init__(self, objective, workers: int | None = None, threads: int = 1):
         self.objective, self.threads = objective, threads
         self.workers = workers or os.cpu_count() or 1
-        self.ctx = mp.get_context("spawn")
-        self.slots = [self._start() for _ in range(self.workers)]
+        self.slots = [self._start(_fast_start(threads)) for _ in range(self.workers)]
         # per worker: (batch id, numbers of the batch not finished yet), or None when idle
         self.jobs: dict[int, tuple[int, set] | None] = {i: None for i in range(self.workers)}
         self.batches = 0
         self.deaths_in_a_row = 0
 
-    def _start(self):
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(self.objective, child, self.threads), daemon=True)
+    def _start(self, ctx=SPAWN):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(self.objective, child, self.threads), daemon=True)
         proc.start()
         child.close()
         return proc, parent
