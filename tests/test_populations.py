@@ -3,6 +3,8 @@ trial's record doesn't depend on how it was batched)."""
 
 import json
 import math
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -130,7 +132,6 @@ def test_the_memory_estimate_bounds_what_a_population_really_uses():
     # The schedule caps populations with member_bytes; a real population of 16 wide members
     # (in a fresh process, so the peak is its own) must stay within 16 such estimates.
     import subprocess
-    import sys
     if not Path("/proc/self/status").exists():
         pytest.skip("reads the peak memory from /proc (Linux)")
     out = subprocess.run([sys.executable, "-c", FOOTPRINT], capture_output=True, text=True, check=True).stdout
@@ -164,10 +165,24 @@ def test_worker_processes_keep_the_memory_a_step_frees():
     # Without it, a step's large temporaries are mapped and unmapped (or trimmed) every step,
     # each time page-faulted in again: thousands of faults in 200 steps of 128 members, hundreds with it.
     import subprocess
-    import sys
     faults = {mode: int(subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True,
                                        check=True).stdout.split()[-1]) for mode in ("system", "keep")}
     assert faults["keep"] * 4 < faults["system"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked only on Linux")
+def test_workers_are_forked_only_where_it_is_safe():
+    from purelearn.execute.workers import SPAWN, _fast_start
+    assert _fast_start(1).get_start_method() == "fork"
+    assert _fast_start(2) is SPAWN                     # compute threads the child wouldn't have
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _fast_start(1) is SPAWN                 # another thread might hold a lock at the fork
+    finally:
+        stop.set()
+        other.join()
 
 
 def test_drawn_trials_are_handed_out_as_populations_most_expensive_first():

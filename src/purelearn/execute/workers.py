@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import traceback
 from multiprocessing.connection import wait
 
@@ -96,13 +97,15 @@ def _fast_start(threads: int):
     """How the pool's first workers start. Forked, a worker begins at once with torch and the
     data already loaded; spawned, it first imports torch again (about 1.5 s here, 10% of a
     64-trial MNIST search). Forking is safe where PyTorch's own data loaders do it: on Linux,
-    before this process uses CUDA, for workers that compute on one thread (threads that were
-    running here don't exist in the child, and a pool of one thread never waits for them).
-    Elsewhere, and for a worker replaced later (when a measuring thread may be running here),
-    workers are spawned."""
+    before this process uses CUDA, for workers that compute on one thread (torch's compute
+    threads don't exist in the child, and one thread never waits for them), and only while no
+    other Python thread runs here (one could hold a lock the child would wait on forever, as a
+    notebook's threads may). Elsewhere, and for a worker replaced later (the schedule's
+    measuring thread may be running then), workers are spawned."""
     import torch
 
-    if sys.platform == "linux" and threads == 1 and not torch.cuda.is_initialized():
+    if (sys.platform == "linux" and threads == 1 and threading.active_count() == 1
+            and not torch.cuda.is_initialized()):
         return mp.get_context("fork")
     return SPAWN
 
