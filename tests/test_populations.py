@@ -152,7 +152,8 @@ from purelearn.data import load, prepare
 from purelearn.train.fit import check_member
 from purelearn.train.population import Data, Population
 s = prepare(load("digits"), preprocess=["standardize"])
-p = Population([check_member(Member(MLP((64,)), Training(seed=i)), s) for i in range(128)], Data(s, torch.device("cpu")))
+members = [check_member(Member(MLP((64,)), Training(seed=i)), s) for i in range(128)]
+p = Population(members, Data(s, torch.device("cpu")))
 p.time_steps(5)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 p.time_steps(200)

@@ -287,7 +287,7 @@ class _Measurement:
         self._thread.join()
 
     def result(self):
-        self._thread.join()
+        self.wait()
         if self._error is not None:
             raise self._error
         return self._value

@@ -1,9 +1,9 @@
 """A population's update replayed from a captured CUDA graph (§5.1: keep the device busy).
 
 On a GPU a population's update is about thirty short kernels, each launched from Python; for
-the small networks a search tries, launching them can take longer than running them. Plain SGD writes
-every parameter in place, so an update's kernels read and write the same addresses each time:
-captured once, the whole update is then one launch. Only the minibatch indices change between
+the small networks a search tries, launching them can take longer than running them. Plain SGD
+writes every parameter in place, so an update's kernels read and write the same addresses each
+time: captured once, the whole update is then one launch. Only the minibatch indices change between
 updates; they are copied into a fixed buffer before each replay, and the losses come back in
 fixed tensors, overwritten by the next replay.
 
