@@ -9,12 +9,17 @@
 (a) digits, 1-2 hidden layers of 16-256 units, 256 trials; (b) mnist5k, 1-2 hidden layers of
 64-1024 units, 64 trials. Wall-clock seconds and best validation error.
 
-    python benchmarks/search_speed.py [a|b] [--device cuda] [--jobs 1,4]
+    python benchmarks/search_speed.py [a|b] [--device cuda] [--jobs 1,4] [--width-ratios inf,4,2]
+
+``--width-ratios`` adds a row (1.) per ratio: the automatic schedule with populations allowed to
+pad their members to that many times the narrowest width (``purelearn.train.fit``'s ratio for
+the device, set for the run), to choose the device's ratio from whole searches.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import sys
 import tempfile
@@ -29,6 +34,8 @@ import torch.nn.functional as F  # noqa: E402
 
 import purelearn as pl  # noqa: E402
 from purelearn.config import Config  # noqa: E402
+
+fit = importlib.import_module("purelearn.train.fit")   # the module (``purelearn.train.fit`` is the function)
 
 CASES = {
     "a": dict(data="digits", preprocess=["standardize"], units=(16, 256), trials=256, epochs=20, valid=0.2, test=0.2),
@@ -56,6 +63,18 @@ def ours(case, population, device):
         study = pl.tune(config(case, device), space(case), trials=case["trials"], store=Path(tmp) / "s.db", study="s",
                         population=population)
         return time.perf_counter() - start, study.best.value, study.schedule
+
+
+def with_ratio(ratio, device, run):
+    """``run()`` with populations padding up to ``ratio`` on ``device`` (reaches this process
+    and forked workers, which is where a GPU's and a CPU's first workers train)."""
+    name = "GPU_WIDTH_RATIO" if device == "cuda" else "WIDTH_RATIO"
+    kept = getattr(fit, name)
+    setattr(fit, name, ratio)
+    try:
+        return run()
+    finally:
+        setattr(fit, name, kept)
 
 
 def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed):
@@ -129,6 +148,7 @@ def main():
     parser.add_argument("cases", nargs="*", metavar="a|b", help="the searches to run (default: both)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--jobs", help="Optuna's n_jobs settings, e.g. 1,4 (default 1,2 on CPU, 1,4 on a GPU)")
+    parser.add_argument("--width-ratios", help="extra automatic runs, one per width ratio, e.g. inf,4,2")
     args = parser.parse_args()
     device, names = args.device, args.cases or list(CASES)
     if set(names) - set(CASES):
@@ -147,6 +167,9 @@ def main():
         runs += [(f"Optuna + hand-written loop, n_jobs={n}", lambda n=n: (*optuna_search(case, n, device), ""))
                  for n in jobs]
         runs += [("purelearn tune, one trial at a time", lambda: ours(case, 1, device))]
+        runs += [(f"purelearn tune, automatic schedule, width ratio {r}",
+                  lambda r=r: with_ratio(float(r), device, lambda: ours(case, "auto", device)))
+                 for r in (args.width_ratios.split(",") if args.width_ratios else [])]
         rows = []
         for label, run in runs:          # each printed as it ends: a cut-short run keeps what it measured
             t, best, why = run()
