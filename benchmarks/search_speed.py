@@ -148,7 +148,8 @@ def main():
     parser.add_argument("cases", nargs="*", metavar="a|b", help="the searches to run (default: both)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--jobs", help="Optuna's n_jobs settings, e.g. 1,4 (default 1,2 on CPU, 1,4 on a GPU)")
-    parser.add_argument("--width-ratios", help="extra automatic runs, one per width ratio, e.g. inf,4,2")
+    parser.add_argument("--width-ratios", type=lambda s: [float(r) for r in s.split(",")], default=[],
+                        help="extra automatic runs, one per width ratio, e.g. inf,4,2")
     args = parser.parse_args()
     device, names = args.device, args.cases or list(CASES)
     if set(names) - set(CASES):
@@ -168,8 +169,8 @@ def main():
                  for n in jobs]
         runs += [("purelearn tune, one trial at a time", lambda: ours(case, 1, device))]
         runs += [(f"purelearn tune, automatic schedule, width ratio {r}",
-                  lambda r=r: with_ratio(float(r), device, lambda: ours(case, "auto", device)))
-                 for r in (args.width_ratios.split(",") if args.width_ratios else [])]
+                  lambda r=r: with_ratio(r, device, lambda: ours(case, "auto", device)))
+                 for r in args.width_ratios]
         rows = []
         for label, run in runs:          # each printed as it ends: a cut-short run keeps what it measured
             t, best, why = run()
