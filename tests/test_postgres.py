@@ -67,8 +67,8 @@ def test_a_second_writer_on_postgresql_is_refused(postgres_url):
                 "pl.tune(objectives.quadratic, pl.Space(x=pl.Uniform(0, 1), lr=pl.LogUniform(1e-4, 1)), "
                 "trials=2, store=%r, study='busy')" % (str(Path(__file__).parent), postgres_url))
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        assert other.returncode != 0 and "being run by another purelearn process" in other.stderr
-    with pytest.raises(StoreError, match="another purelearn process"):
+        assert other.returncode != 0 and "in use by another purelearn run" in other.stderr
+    with pytest.raises(StoreError, match="in use by another purelearn run"):
         with held.lock("busy"), Store(postgres_url).lock("busy"):
             pass
     assert "busy" not in Store(postgres_url).study_names()

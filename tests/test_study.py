@@ -57,7 +57,10 @@ def test_crashing_and_raising_trials_fail_alone_in_a_process_pool(tmp_path):
     assert len(study.trials) == 16 and len(by_status["complete"]) + len(by_status["failed"]) == 16
     for t in by_status["failed"]:
         assert t.params["x"] > 0.8 or t.params["x"] < 0.1
-        assert ("died" in t.error) if t.params["x"] > 0.8 else ("bad luck" in t.error)
+        if t.params["x"] > 0.8:     # its worker died, it was re-run, died again: then failed, saying so
+            assert "worker process died (killed by SIGKILL), 2 times" in t.error
+        else:
+            assert "bad luck" in t.error
     assert all(0.1 <= t.params["x"] <= 0.8 for t in by_status["complete"]) and by_status["failed"]
     assert len({t.worker for t in study.trials}) >= 2
 
@@ -76,7 +79,7 @@ def test_store_schema_and_lock(tmp_path):
             pl.tune(objectives.quadratic, SPACE, trials=2, store=other, study="x")
     assert Store(other).study_names() == []            # nothing was written
     (tmp_path / "junk.db").write_text("not a database at all, just text " * 100)
-    with pytest.raises(StoreError, match="not a readable study store"):
+    with pytest.raises(StoreError, match="not a SQLite database"):
         Store(tmp_path / "junk.db")
     del store
 
@@ -195,12 +198,6 @@ def test_study_evaluates_the_test_split_once(tmp_path):
         study.evaluate_test()
     assert study.evaluate_test(force=True) == value
     assert [e["forced"] for e in study.store.test_evaluations(study.record)] == [False, True]
-    weights = torch.load(study.store.weights_path(study.record), weights_only=True)
-    assert weights["W0"].shape[1] == 64                # [fan_out, fan_in]: 64 pixels in
-    torch.save({k: v.t() if k.startswith("W") else v for k, v in weights.items()},
-               study.store.weights_path(study.record))
-    with pytest.raises(PurelearnError, match="don't have the shapes"):
-        study.evaluate_test(force=True)
     assert len(study.store.test_evaluations(study.record)) == 2
 
 

@@ -3,12 +3,12 @@
 from .data import load, prepare
 from .errors import ConfigError, DataError, PurelearnError, TestSetError
 from .nn import MLP
-from .train import Member, Result, Training, find_learning_rate, fit
+from .train import Member, Model, Result, Training, find_learning_rate, fit
 from .search import Choice, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
 
 __version__ = "0.1.0"
 __all__ = ["Choice", "ConfigError", "DataError", "Fixed", "IntLogUniform", "IntUniform", "LogUniform", "MLP",
-           "Member", "PurelearnError", "Result", "Space", "Study", "TestSetError", "Training", "Uniform", "When",
+           "Member", "Model", "PurelearnError", "Result", "Space", "Study", "TestSetError", "Training", "Uniform", "When",
            "find_learning_rate", "fit", "load", "prepare", "tune"]
 
 

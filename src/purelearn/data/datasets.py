@@ -6,14 +6,18 @@ import csv
 import gzip
 import hashlib
 import importlib.util
+import io
+import math
 import os
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, unknown
+from ..files import write_atomic
 
 TASKS = ("classification", "multilabel", "regression")
 
@@ -23,13 +27,15 @@ class Dataset:
     """Inputs ``X`` ([n, d] float32) and targets ``y``.
 
     ``y`` is int64 class indices ([n]) for classification, and float32 [n, k] for multilabel
-    (0/1 targets) or regression.
+    (0/1 targets) or regression. ``classes``: the label of each class index, when the labels
+    are not already 0..k-1.
     """
 
     X: np.ndarray
     y: np.ndarray
     task: str
     name: str = "data"
+    classes: tuple | None = None
 
     def __post_init__(self):
         check_arrays(self.X, self.y, self.name)
@@ -38,7 +44,13 @@ class Dataset:
 
     @property
     def n_outputs(self) -> int:
-        return int(self.y.max()) + 1 if self.task == "classification" else self.y.shape[1]
+        if self.task != "classification":
+            return self.y.shape[1]
+        return len(self.classes) if self.classes is not None else int(self.y.max()) + 1
+
+    def labels(self, codes: np.ndarray) -> np.ndarray:
+        """Class indices back to the labels as loaded."""
+        return codes if self.classes is None else np.asarray(self.classes)[codes]
 
 
 def check_arrays(X: np.ndarray, y: np.ndarray, name: str = "data") -> None:
@@ -49,6 +61,8 @@ def check_arrays(X: np.ndarray, y: np.ndarray, name: str = "data") -> None:
         raise DataError(f"{name}: X has {len(X)} examples but y has {len(y)}; they must match.")
     if len(X) == 0:
         raise DataError(f"{name}: the dataset is empty.")
+    if X.shape[1] == 0:
+        raise DataError(f"{name}: X has no features (shape {X.shape}); at least one input column is needed.")
     for what, a in (("X", X), ("y", y)):
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             bad = int((~np.isfinite(a)).any(axis=tuple(range(1, a.ndim))).sum()) if a.ndim > 1 else int((~np.isfinite(a)).sum())
@@ -66,37 +80,49 @@ def from_arrays(X, y, name: str = "data", task: str = "auto") -> Dataset:
         raise DataError(f"{name}: X has {len(X)} examples but y has {len(y)}; they must match.")
     check_arrays(X.astype(np.float64, copy=False), _numeric_or_none(y), name)
     if task == "auto":
-        task = _infer_task(y)
+        task = _infer_task(y, name)
+    classes = None
     if task == "classification":
-        y = _encode_classes(y, name)
+        y, classes = _encode_classes(y, name)
     elif task in ("multilabel", "regression"):
         y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
         if task == "multilabel" and not np.isin(y, (0, 1)).all():
             raise DataError(f"{name}: multilabel targets must be 0 or 1.")
-    return Dataset(np.ascontiguousarray(X, dtype=np.float32), y, task, name)
+    return Dataset(np.ascontiguousarray(X, dtype=np.float32), y, task, name, classes)
 
 
 def _numeric_or_none(y):
     return y if np.issubdtype(y.dtype, np.number) else np.zeros(len(y))
 
 
-def _infer_task(y: np.ndarray) -> str:
+def _infer_task(y: np.ndarray, name: str) -> str:
     if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.integer):
         return "classification" if y.ndim == 1 else "multilabel"
     if y.ndim == 2 and np.isin(y, (0, 1)).all():
         return "multilabel"
-    if y.ndim == 1 and np.all(y == np.round(y)) and len(np.unique(y)) <= 100:
+    whole = y == np.round(y)
+    if y.ndim == 1 and whole.all() and len(np.unique(y)) <= 100:
         return "classification"
+    if y.ndim == 1 and whole.mean() >= 0.9 and len(np.unique(y[whole])) <= 100:
+        # Class labels with a few stray values: a typo would otherwise turn the task into
+        # regression without a word.
+        i = int(np.flatnonzero(~whole)[0])
+        raise DataError(f"{name}: the targets look like class labels, but {int((~whole).sum())} of them are not "
+                        f"whole numbers (e.g. {y[i]!r} at example {i}); fix them, or set data.task = "
+                        "'regression' (or 'classification') to say what they are.")
     return "regression"
 
 
-def _encode_classes(y: np.ndarray, name: str) -> np.ndarray:
+def _encode_classes(y: np.ndarray, name: str) -> tuple[np.ndarray, tuple | None]:
+    """Class indices 0..k-1 and the label of each (None when the labels are those indices):
+    labels {0, 10**9} are two classes, not a billion outputs."""
     if y.ndim != 1:
         raise DataError(f"{name}: classification targets must be 1-D, got shape {y.shape}.")
-    if np.issubdtype(y.dtype, np.integer) and y.min() >= 0:
-        return y.astype(np.int64)
-    _, codes = np.unique(y, return_inverse=True)
-    return codes.astype(np.int64)
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"{name}: every target is {classes[0]!r}; classification needs at least 2 classes.")
+    identity = np.issubdtype(classes.dtype, np.integer) and classes[0] == 0 and classes[-1] == len(classes) - 1
+    return codes.astype(np.int64), None if identity else tuple(classes.tolist())
 
 
 # ---- built-in datasets -------------------------------------------------------------------
@@ -123,10 +149,9 @@ def _packaged_table(dataset: str, package: str, *parts: str) -> np.ndarray:
     try:
         cached = cache_dir() / f"{dataset}-{key}.npy"
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, table)
-        os.replace(tmp, cached)           # atomic: a concurrent reader sees all of it or nothing
+        buf = io.BytesIO()
+        np.save(buf, table)
+        write_atomic(cached, buf.getvalue())   # a concurrent reader sees all of it or nothing
     except (OSError, RuntimeError):
         pass                              # no writable cache: parse again next time
     return table
@@ -179,6 +204,8 @@ def load(name: str, *, target: str | None = None, labels: str | None = None,
                       DataError)
     if not path.exists():
         raise DataError(f"data file {name!r} does not exist.")
+    if path.is_dir():
+        raise DataError(f"data file {name!r} is a folder; name a data file (.npz, .csv or IDX) in it.")
     if path.suffix == ".npz":
         return _load_npz(path, task)
     if path.suffix == ".csv":
@@ -197,10 +224,10 @@ def _load_npz(path: Path, task: str) -> Dataset:
                 raise DataError(f"{path}: an .npz dataset needs arrays named 'X' and 'y'; "
                                 f"found {sorted(keys) or 'none'}.")
             X, y = f["X"], f["y"]
-    except (OSError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path}: not a readable .npz file ({e}).") from None
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e}).") from None
     if X.ndim > 2:
         X = X.reshape(len(X), -1)
     return from_arrays(X, y, path.name, task)
@@ -209,8 +236,13 @@ def _load_npz(path: Path, task: str) -> Dataset:
 def _load_csv(path: Path, target: str | None, task: str) -> Dataset:
     if not target:
         raise DataError(f"{path}: a .csv dataset needs data.target, the name of its target column.")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the .csv as UTF-8.") from None
+    except (OSError, csv.Error) as e:
+        raise DataError(f"{path}: not a readable .csv file ({e}).") from None
     if len(rows) < 2:
         raise DataError(f"{path}: a .csv dataset needs a header row and at least one data row.")
     header, body = [h.strip() for h in rows[0]], rows[1:]
@@ -225,6 +257,9 @@ def _load_csv(path: Path, target: str | None, task: str) -> Dataset:
     except ValueError as e:
         raise DataError(f"{path}: every column except the target must be numeric ({e}).") from None
     raw = [r[t].strip() for r in body]
+    if "" in raw:
+        raise DataError(f"{path}: line {raw.index('') + 2} has an empty {target!r} value; every example "
+                        "needs a target.")
     try:
         y = np.array([float(v) for v in raw])
     except ValueError:
@@ -244,9 +279,12 @@ def read_idx(path: Path) -> np.ndarray:
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if zero != 0 or code not in dtypes or ndim == 0:
         raise DataError(f"{path}: not an IDX file (bad magic number).")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=dtypes[code], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
+    try:
+        dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+        data = np.frombuffer(raw, dtype=dtypes[code], offset=4 + 4 * ndim)
+    except (struct.error, ValueError) as e:
+        raise DataError(f"{path}: a truncated IDX file ({e}).") from None
+    if data.size != math.prod(dims):
         raise DataError(f"{path}: header says shape {dims} but the file holds {data.size} values.")
     return data.reshape(dims)
 

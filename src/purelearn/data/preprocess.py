@@ -75,7 +75,8 @@ def _uniformize(s, X, split):
 def _nonnegative(fn, name):
     def apply(s, X, split):
         if (X < 0).any():
-            raise DataError(f"preprocess {name!r}: the {split} split holds negative values; "
+            where = "the inputs hold" if split == "new" else f"the {split} split holds"
+            raise DataError(f"preprocess {name!r}: {where} negative values; "
                             f"{name} needs X >= 0.")
         return fn(X)
     return apply

@@ -13,8 +13,11 @@ from .preprocess import apply_steps, fit_steps
 
 @dataclass
 class Splits:
-    """Preprocessed splits. ``X_train``/``X_valid`` are open; the test split is held apart and
-    comes only through :meth:`read_test`, once."""
+    """Preprocessed splits. ``X_train``/``X_valid`` are open; the test split is held apart, as
+    loaded (raw inputs, the original labels), and comes only through :meth:`read_test`, once: a
+    trained model's ``predict`` applies the fitted preprocessing (``steps``) itself.
+    ``classes``: the label of each class index (None: the labels are the indices).
+    ``input_features``: the raw inputs' width, before preprocessing."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -26,10 +29,13 @@ class Splits:
     _test: tuple = field(repr=False, default=None)
     test_reads: int = 0
     steps: list = field(default_factory=list, repr=False)
+    classes: tuple | None = None
+    input_features: int | None = None
 
     def read_test(self, force: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The test split, to be read once, after selection is over. A second read is refused
-        unless ``force`` (each read is counted in ``test_reads``)."""
+        """The test split as loaded (raw inputs, original labels), to be read once, after
+        selection is over. A second read is refused unless ``force`` (each read is counted in
+        ``test_reads``)."""
         if self._test is None:
             raise TestSetError(f"{self.name}: these splits were made with test=0; there is no test split.")
         if self.test_reads and not force:
@@ -41,6 +47,10 @@ class Splits:
     @property
     def n_features(self) -> int:
         return self.X_train.shape[1]
+
+    def preprocess(self, X: np.ndarray) -> np.ndarray:
+        """Raw inputs through the steps fitted on the training split."""
+        return apply_steps(self.steps, np.asarray(X, dtype=np.float32), "new")
 
 
 def split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int,
@@ -73,7 +83,7 @@ def prepare(data: Dataset, *, valid: float = 0.2, test: float = 0.2, seed: int =
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"{data.name}: {len(data.X)} examples are too few to split into train and valid.")
     steps = fit_steps(preprocess, data.X[tr])
-    X = {s: apply_steps(steps, data.X[i], s) for s, i in (("train", tr), ("valid", va), ("test", te))}
-    test_part = (X["test"], data.y[te]) if len(te) else None
+    X = {s: apply_steps(steps, data.X[i], s) for s, i in (("train", tr), ("valid", va))}
+    test_part = (data.X[te], data.labels(data.y[te])) if len(te) else None
     return Splits(X["train"], data.y[tr], X["valid"], data.y[va], data.task, data.n_outputs,
-                  data.name, test_part, steps=steps)
+                  data.name, test_part, steps=steps, classes=data.classes, input_features=data.X.shape[1])

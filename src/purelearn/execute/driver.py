@@ -4,20 +4,17 @@ records each result in the store as it arrives, and resumes where a previous run
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError, unknown
 from ..search import BorderRule, Space, make_strategy
 from ..search.parse import parse_space
-from ..store import Store, StudyRecord, Trial
+from ..store import Store, StudyRecord, Trial, best_trial, check_study_name
 from ..train import resolve_device
 from .objective import ConfigObjective, apply_params, as_objective
 from .schedule import Schedule, batch_size, calibrate, choose, default_memory_limit
@@ -25,6 +22,7 @@ from .study import Study
 from .workers import EXECUTORS
 
 FINISHED = ("complete", "failed", "diverged")
+DEATHS = 2               # a trial whose worker died this many times is failed, not re-run again
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -76,6 +74,7 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     space = parse_space(space) if isinstance(space, dict) and not isinstance(space, Space) else space
     if not isinstance(space, Space):
         raise ConfigError("tune needs a search space: a purelearn.Space or a [search.space] table.")
+    check_study_name(study)
     objective = as_objective(objective)
     make_strategy(strategy, space, seed, **(options or {}))          # validate before touching the store
     if isinstance(objective, ConfigObjective):
@@ -149,11 +148,12 @@ class _Driver:
     def run(self) -> Study:
         self.store.interrupt_running(self.record)
         stored = self.store.trials(self.record)
-        queue = self._replay(stored)
+        self.queue = queue = self._replay(stored)
         self.next_number = max((t.number for t in stored), default=-1) + 1
         self.counts = {s: sum(t.status == s for t in stored) for s in ("complete", "failed", "diverged")}
-        best = Study(self.store, self.record).best
-        self.best = math.inf if best is None else best.value
+        best = best_trial(stored)
+        self.best_rank = None if best is None else best.rank
+        self.deaths: dict[int, int] = {}          # trial number -> deaths of its worker in this run
         if sum(self.counts.values()) >= self.total and not queue:
             return Study(self.store, self.record)
         kind = self.executor_kind or ("process" if self.workers > 1 else "inline")
@@ -214,11 +214,12 @@ class _Driver:
         trials = self._next_trials(queue, free if p == 1 else p * self.workers)
         for t, rerun in trials:
             self.store.start_trial(self.record, t, replace=rerun)
-        trials = [t for t, _ in trials]
-        if p == 1:
-            return [[t] for t in trials]
-        parts = self.objective.groups([(t.number, t.params, t.seed) for t in trials], p)
-        return [[trials[i] for i in part] for part in parts]
+        # A trial whose worker died trains alone: if it is the one that kills (memory), the
+        # others of its population are not failed with it.
+        alone = [[t] for t, _ in trials if p == 1 or t.number in self.deaths]
+        trials = [t for t, _ in trials if p > 1 and t.number not in self.deaths]
+        parts = self.objective.groups([(t.number, t.params, t.seed) for t in trials], p) if trials else []
+        return [[trials[i] for i in part] for part in parts] + alone
 
     def _next_trials(self, queue: list[Trial], n: int) -> list[tuple[Trial, bool]]:
         """Up to n (trial, is a re-run): interrupted trials first, then new ones from the
@@ -240,9 +241,17 @@ class _Driver:
         return batch
 
     def _record(self, trial: Trial, outcome, running: int) -> None:
+        if outcome.status == "interrupted":
+            outcome = self._died(trial, outcome)
+            if outcome is None:
+                self._report(running, [])
+                return
         trial.status, trial.value, trial.curve = outcome.status, outcome.value, outcome.curve
         trial.error, trial.ended = outcome.error, time.time()
-        self.store.finish_trial(self.record, trial)
+        best = trial.ranked and (self.best_rank is None or trial.rank < self.best_rank)
+        if best:
+            self.best_rank = trial.rank
+        self.store.finish_trial(self.record, trial, outcome.model if best else None, best=best)
         self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
         self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None)
         events = []
@@ -252,17 +261,27 @@ class _Driver:
             self.store.update_study(self.record)
             events.append(f"{e.knob}: best value near the {e.side} edge; interval widened from "
                           f"[{e.old[0]:g}, {e.old[1]:g}] to [{e.new[0]:g}, {e.new[1]:g}]")
-        if trial.value is not None and trial.value < self.best:
-            self.best = trial.value
-            if outcome.weights is not None:
-                _save_atomic(outcome.weights, self.store.weights_path(self.record))
         self._report(running, events)
+
+    def _died(self, trial: Trial, outcome):
+        """A trial whose worker process died is not a bad configuration: it is recorded as
+        interrupted and re-run, unless its worker died DEATHS times; then the failed outcome."""
+        deaths = self.deaths[trial.number] = self.deaths.get(trial.number, 0) + 1
+        if deaths >= DEATHS:
+            return replace(outcome, status="failed", error=f"{outcome.error}, {deaths} times: the trial is not "
+                           "re-run again (it may need more memory than the machine has; lower its size or "
+                           "the population, or set --memory-limit)")
+        trial.status, trial.value, trial.ended = "interrupted", None, time.time()
+        trial.error = f"{outcome.error}; re-run"
+        self.store.finish_trial(self.record, trial)
+        self.queue.append(trial)
+        return None
 
     def _report(self, running: int, events: list[str]) -> None:
         if self.progress is not None:
             done = sum(self.counts.values())
             self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,
-                                   None if math.isinf(self.best) else self.best,
+                                   None if self.best_rank is None else self.best_rank[0],
                                    time.perf_counter() - self.start, events))
 
 
@@ -292,8 +311,3 @@ class _Measurement:
             raise self._error
         return self._value
 
-
-def _save_atomic(weights: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(weights, tmp)
-    os.replace(tmp, path)

@@ -7,6 +7,7 @@ import re
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError, PurelearnError
@@ -18,11 +19,11 @@ _UNITS_K = re.compile(r"^model\.units_(\d+)$")
 class Outcome:
     """A finished trial as a worker hands it back to the driver."""
 
-    status: str                      # complete, failed or diverged
+    status: str                      # complete, failed, diverged, or interrupted (its worker died)
     value: float | None = None
     curve: list = field(default_factory=list)
     error: str | None = None
-    weights: dict | None = None      # the best parameters, for the study's best-model file
+    model: bytes | None = None       # the trained model (``train.Model``), kept if it is the best
 
 
 def apply_params(config: Config, params: dict, seed: int) -> Config:
@@ -55,9 +56,16 @@ _SPLITS: dict = {}
 _DATA: dict = {}
 
 
+def data_key(config: Config) -> str:
+    """What identifies a config's data: its spec, and for files their size and modification
+    time, so a file edited on disk is read again."""
+    files = [Path(p) for p in (config.data.name, config.data.labels) if p and Path(p).is_file()]
+    return repr(config.data) + "".join(f"|{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
 def _splits(config: Config):
     """The splits of a data spec."""
-    return _once(_SPLITS, repr(config.data), config.data.splits)
+    return _once(_SPLITS, data_key(config), config.data.splits)
 
 
 def _data(key: tuple, splits):
@@ -70,7 +78,7 @@ def _data(key: tuple, splits):
 
 def _outcome(result) -> Outcome:
     value = result.best_valid_error if math.isfinite(result.best_valid_error) else None
-    return Outcome("diverged" if result.diverged else "complete", value, result.curve, weights=result.params)
+    return Outcome("diverged" if result.diverged else "complete", value, result.curve, model=result.model.to_bytes())
 
 
 @dataclass
@@ -99,7 +107,7 @@ class ConfigObjective:
             try:
                 cfg = apply_params(self.config, params, seed)
                 splits = _splits(cfg)
-                yield i, check_member(cfg.member(), splits), splits, (repr(cfg.data), cfg.device), None
+                yield i, check_member(cfg.member(), splits), splits, (data_key(cfg), cfg.device), None
             except PurelearnError as e:
                 yield i, None, None, None, f"{type(e).__name__}: {e}"
 

@@ -101,7 +101,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
     Untimed (``timed=False``: a GPU batches whatever the gain), only the memory is sized."""
     from ..train import Population, check_member, resolve_device
     from ..train.fit import populations, width_ratio
-    from .objective import _data, _splits, apply_params
+    from .objective import _data, _splits, apply_params, data_key
 
     draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size)]
     splits = _splits(draws[0])
@@ -113,7 +113,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
     footprint = member_bytes(n_params, largest.train.batch_size, sum(sizes))
     if not timed:
         return Calibration(math.nan, math.nan, size, footprint, device.type)
-    data = _data((repr(draws[0].data), draws[0].device), splits)
+    data = _data((data_key(draws[0]), draws[0].device), splits)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

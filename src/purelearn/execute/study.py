@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
 from ..config import Config, flatten
 from ..errors import ConfigError, PurelearnError, TestSetError
 from ..search import Expansion, border_warnings, efficiency_curve, plateau
 from ..search.parse import parse_space
-from ..store import Store, StudyRecord, Trial
+from ..store import Store, StudyRecord, Trial, best_trial
+from ..train import Model
 from .objective import apply_params
 
 class Study:
@@ -34,12 +33,26 @@ class Study:
 
     def finished(self) -> list[Trial]:
         """Trials with a value, in the order they were numbered."""
-        return [t for t in self.trials if t.status in ("complete", "diverged") and t.value is not None]
+        return [t for t in self.trials if t.ranked]
 
     @property
     def best(self) -> Trial | None:
-        done = self.finished()
-        return min(done, key=lambda t: (t.value, t.number)) if done else None
+        """The lowest value, the lowest number among ties (``Trial.rank``, the rule the driver
+        keeps the best model by)."""
+        return best_trial(self.trials)
+
+    def best_model(self) -> Model:
+        """The best trial's trained network with its preprocessing: ``predict`` takes raw inputs."""
+        best = self.best
+        if best is None:
+            raise ConfigError(f"study {self.name!r} has no finished trial yet.")
+        saved = self.store.best_model(self.record)
+        if saved is None or saved[0] != best.number:
+            held = "none" if saved is None else f"trial {saved[0]}'s"
+            raise PurelearnError(f"study {self.name!r}: the store holds {held} model, not that of the best trial "
+                                 f"{best.number}; a run of this version saves it (run the study again, "
+                                 "with more trials).")
+        return Model.from_bytes(saved[1], f"the model of study {self.name!r}")
 
     def efficiency_curve(self) -> list[dict]:
         return efficiency_curve([t.value for t in self.finished()])
@@ -66,30 +79,18 @@ class Study:
         return apply_params(base, best.params, best.seed)
 
     def evaluate_test(self, force: bool = False) -> float:
-        """The selected configuration's error on the test split, read once per study (§3). A
-        second evaluation is refused unless ``force``, and a forced one is recorded as such."""
+        """The selected model's error on the test split, read once per study (§3). A second
+        evaluation is refused unless ``force``, and a forced one is recorded as such."""
         previous = self.store.test_evaluations(self.record)
         if previous and not force:
             raise TestSetError(f"study {self.name!r} already read its test split (error {previous[0]['value']:.4f}). "
                                "Evaluating again after seeing it biases the estimate; use --force to do it anyway.")
-        cfg, best = self.best_config(), self.best
-        path = self.store.weights_path(self.record)
-        if not path.exists():
-            raise PurelearnError(f"the best trial's parameters are missing ({path}); re-run the study.")
-        from ..nn import example_errors, predict_scores
-
-        params = torch.load(path, weights_only=True)
+        cfg, best, model = self.best_config(), self.best, self.best_model()
         splits = cfg.data.splits()
-        model = cfg.model.checked(splits.task)
-        sizes = model.sizes(splits.n_features, splits.n_outputs)
-        if [tuple(params.get(f"W{l}", torch.empty(0)).shape) for l in range(len(sizes) - 1)] != list(
-                zip(sizes[1:], sizes[:-1])):
-            raise PurelearnError(f"the best trial's parameters ({path}) don't have the shapes of a "
-                                 f"{'-'.join(map(str, sizes))} network with [fan_out, fan_in] weights; "
-                                 "they were written by another version of purelearn. Re-run the study.")
+        if model.n_inputs != splits.input_features:
+            raise PurelearnError(f"study {self.name!r}: the best model takes {model.n_inputs} inputs, but its data "
+                                 f"{cfg.data.name!r} now has {splits.input_features}; was the data file changed?")
         X, y = splits.read_test()
-        z = predict_scores(params, X, model.activation).unsqueeze(0)
-        ytorch = torch.as_tensor(y) if model.output == "softmax" else torch.as_tensor(y, dtype=torch.float32)
-        value = float(example_errors(model.output, z, ytorch).mean())
+        value = model.error(X, y)
         self.store.add_test_evaluation(self.record, best.number, value, forced=bool(previous))
         return value

@@ -4,7 +4,8 @@ Work is handed out in batches of trials (a batch of a config objective trains as
 and results come back one trial at a time, as each trial stops, so the driver records a
 finished trial at once even while the rest of its batch trains. Each pool worker has its own
 pipe, so the driver always knows which trials a worker holds: a worker that crashes or is
-killed fails only its own unfinished trials and is replaced.
+killed hands back its unfinished trials as interrupted (the driver re-runs them) and is
+replaced. A worker ends as soon as its driver does, however the driver ends.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from multiprocessing.connection import wait
 
 from ..errors import PurelearnError
+from ..forking import close_in_children
 from .objective import Outcome
 
 
@@ -69,7 +72,25 @@ def keep_freed_memory() -> None:
         mallopt(-1, 512 << 20)    # M_TRIM_THRESHOLD: keep up to 512 MiB of freed heap
 
 
-def _worker(objective, conn, threads: int) -> None:
+def _end_with(driver: int) -> None:
+    """End this process when the driver ``driver`` dies (killed, out of memory...): on Linux the
+    kernel sends the signal (PR_SET_PDEATHSIG), elsewhere a thread watches the parent's pid. A
+    driver that died before this ran is caught by the check after it."""
+    prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
+    if prctl is not None:
+        prctl(1, signal.SIGKILL)                     # PR_SET_PDEATHSIG
+    else:
+        def watch():
+            while os.getppid() == driver:
+                time.sleep(0.5)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != driver:
+        os._exit(1)
+
+
+def _worker(objective, conn, threads: int, driver: int) -> None:
+    _end_with(driver)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides how a run stops
     keep_freed_memory()
     import torch
@@ -117,7 +138,9 @@ class ProcessPool:
     def __init__(self, objective, workers: int | None = None, threads: int = 1):
         self.objective, self.threads = objective, threads
         self.workers = workers or os.cpu_count() or 1
-        self.slots = [self._start(_fast_start(threads)) for _ in range(self.workers)]
+        self.slots = []
+        for _ in range(self.workers):
+            self.slots.append(self._start(_fast_start(threads)))
         # per worker: (batch id, numbers of the batch not finished yet), or None when idle
         self.jobs: dict[int, tuple[int, set] | None] = {i: None for i in range(self.workers)}
         self.batches = 0
@@ -125,7 +148,8 @@ class ProcessPool:
 
     def _start(self, ctx=SPAWN):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(self.objective, child, self.threads), daemon=True)
+        close_in_children(parent.fileno())            # a forked sibling must not hold this end
+        proc = ctx.Process(target=_worker, args=(self.objective, child, self.threads, os.getpid()), daemon=True)
         proc.start()
         child.close()
         return proc, parent
@@ -178,12 +202,15 @@ class ProcessPool:
             pass
         if self.jobs[i] is not None and not proc.is_alive():
             proc.join()
-            out += [(n, Outcome("failed", error=f"the worker process died (exit code {proc.exitcode})"))
+            out += [(n, Outcome("interrupted", error=f"its worker process died ({_death(proc.exitcode)})"))
                     for n in sorted(self.jobs[i][1])]
             self.jobs[i] = None
+            close_in_children(conn.fileno(), close=False)
             conn.close()
             self.deaths_in_a_row += 1
-            if self.deaths_in_a_row > 2 * self.workers:
+            # The driver re-runs a dead worker's trial once: each worker dying twice on two
+            # trials in a row, with nothing finished between, is not one trial's fault.
+            if self.deaths_in_a_row > 4 * self.workers:
                 raise PurelearnError("worker processes keep dying before finishing any trial; run with "
                                      "workers = 1 (in-process) to see why.")
             self.slots[i] = self._start()
@@ -196,15 +223,32 @@ class ProcessPool:
         for _, conn in self.slots:
             try:
                 conn.send(None)
-                conn.close()
             except (BrokenPipeError, OSError):
                 pass
+            self._close_end(conn)
 
     def terminate(self) -> None:
         for proc, _ in self.slots:
             proc.terminate()
-        for proc, _ in self.slots:
+        for proc, conn in self.slots:
             proc.join()
+            self._close_end(conn)
+
+    @staticmethod
+    def _close_end(conn) -> None:
+        if not conn.closed:
+            close_in_children(conn.fileno(), close=False)
+            conn.close()
+
+
+def _death(exitcode: int | None) -> str:
+    """'killed by SIGKILL' or 'exit code 3'."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            pass
+    return f"exit code {exitcode}"
 
 
 EXECUTORS = {"inline": Inline, "process": ProcessPool}

@@ -1,9 +1,10 @@
-"""Studies and their trials on disk: SQLite by default, any SQLAlchemy URL (PostgreSQL) when asked.
+"""Studies and their trials on disk: SQLite by default, PostgreSQL when given its URL.
 
 Only the process running a study writes to it (workers hand results back), and each trial is
-written whole in one transaction when it starts and again when it ends, so a killed run leaves
-every finished trial intact and its running ones recognisable (status 'running' with no live
-owner) to be marked interrupted and re-run.
+written whole in one transaction when it starts and again when it ends, together with the
+study's best model when it is the new best, so a killed run leaves every finished trial intact,
+the model beside the trial it belongs to, and its running trials recognisable (status 'running'
+with no live owner) to be marked interrupted and re-run.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ..errors import StoreError
+from ..forking import close_in_children
+from . import locks
+from .locks import check_study_name
+from .urls import resolve
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2       # 2: the best model kept in the database
 STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
+RANKED = ("complete", "diverged")     # the statuses whose value takes part in selection
 
 meta = sa.MetaData()
 info = sa.Table("purelearn_info", meta, sa.Column("key", sa.String(64), primary_key=True),
@@ -57,6 +63,12 @@ tests = sa.Table(
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("forced", sa.Boolean, nullable=False),
     sa.Column("at", sa.Float, nullable=False))
+models = sa.Table(
+    "models", meta,
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("studies.id"), primary_key=True),
+    sa.Column("trial_number", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False))
+TABLES = {t.name for t in meta.sorted_tables}
 
 
 # Statements built once: building them per call costs more than the database work itself.
@@ -88,6 +100,21 @@ class Trial:
     def seconds(self) -> float | None:
         return None if self.started is None or self.ended is None else self.ended - self.started
 
+    @property
+    def ranked(self) -> bool:
+        return self.status in RANKED and self.value is not None
+
+    @property
+    def rank(self) -> tuple[float, int]:
+        """The one rule that decides the best trial, everywhere: the lowest value, and among
+        tied values (common: a validation error moves in steps of 1/|valid|) the lowest number."""
+        return (self.value, self.number)
+
+
+def best_trial(candidates) -> Trial | None:
+    ranked = [t for t in candidates if t.ranked]
+    return min(ranked, key=lambda t: t.rank) if ranked else None
+
 
 @dataclass
 class StudyRecord:
@@ -98,86 +125,124 @@ class StudyRecord:
     settings: dict
 
 
-def _url(target: str | os.PathLike) -> tuple[str, Path | None]:
-    text = str(target)
-    if text == ":memory:":
-        return "sqlite://", None
-    if "://" in text:
-        return text, Path(text[len("sqlite:///"):]) if text.startswith("sqlite:///") else None
-    return f"sqlite:///{text}", Path(text)
-
-
 class Store:
-    """A study store at a path (SQLite) or SQLAlchemy URL."""
+    """A study store at a path (SQLite) or a database URL.
+
+    ``create=False`` opens an existing store to read it and changes nothing in it. A file that
+    another program wrote (an Optuna database, say) is refused, never modified."""
 
     def __init__(self, target: str | os.PathLike, create: bool = True):
-        self.url, self.path = _url(target)
-        if self.path is not None:
-            if not create and not self.path.exists():
-                raise StoreError(f"no study store at {str(self.path)!r}.")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.memory = self.url == "sqlite://"
-        # One shared connection keeps an in-memory database alive across transactions.
-        self.engine = sa.create_engine(self.url, poolclass=sa.pool.StaticPool) if self.memory \
-            else sa.create_engine(self.url)
-        if self.url.startswith("sqlite"):
+        self.url, self.path, self.shown = resolve(target, create)
+        self.memory = self.url.drivername == "sqlite" and self.path is None
+        self.engine = _engine(self.url, self.shown, self.memory)
+        if self.url.drivername == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            self._check_schema(create)
-        except sa.exc.DatabaseError as e:
-            raise StoreError(f"{target}: not a readable study store ({e.orig}).") from None
+            self._open(create)
+        except sa.exc.DBAPIError as e:
+            raise StoreError(f"{self.shown}: not a readable study store ({_reason(e)}).") from None
 
-    def _check_schema(self, create: bool) -> None:
-        with self.engine.begin() as c:
-            found = sa.inspect(c).has_table("purelearn_info")
-            if not found:
-                if not create:
-                    raise StoreError(f"{self.url}: not a purelearn study store.")
-                meta.create_all(c)
-                c.execute(info.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-                return
-            version = int(c.execute(sa.select(info.c.value).where(info.c.key == "schema_version")).scalar())
+    def __str__(self) -> str:
+        return self.shown
+
+    def _tables(self) -> set[str]:
+        with self.engine.connect() as c:
+            return set(sa.inspect(c).get_table_names())
+
+    def _open(self, create: bool) -> None:
+        found = self._tables()
+        if "purelearn_info" not in found:
+            if found:
+                raise StoreError(f"{self.shown} is another program's database (it holds the tables "
+                                 f"{', '.join(sorted(found)[:6])}), not a purelearn study store; it was not "
+                                 "changed. Give purelearn a store of its own.")
+            if not create:
+                raise StoreError(f"{self.shown}: not a purelearn study store.")
+            with self._creating():
+                if "purelearn_info" not in self._tables():   # unless a run beside this one just did
+                    self._create()
+            found = self._tables()
+        with self.engine.connect() as c:
+            raw = c.execute(sa.select(info.c.value).where(info.c.key == "schema_version")).scalar()
+        try:
+            version = int(raw)
+        except (TypeError, ValueError):
+            version = None
+        if version is None or version < 1 or not TABLES - {"models"} <= found:
+            raise StoreError(f"{self.shown}: a damaged purelearn store (schema version {raw!r}, tables "
+                             f"{', '.join(sorted(found))}); it was not changed.")
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.url} was written by a newer purelearn (schema {version}; this one reads "
+            raise StoreError(f"{self.shown} was written by a newer purelearn (schema {version}; this one reads "
                              f"up to {SCHEMA_VERSION}). Upgrade purelearn to open it; the store was not changed.")
+        if version < SCHEMA_VERSION and create:          # schema 1 lacked the models table
+            with self._creating(), self.engine.begin() as c:
+                meta.create_all(c)
+                c.execute(info.update().where(info.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+    @contextlib.contextmanager
+    def _creating(self):
+        """Two runs opening one fresh store must not both create its tables: creation is
+        serialized (a lock file beside SQLite, an advisory lock in PostgreSQL)."""
+        if self.memory:
+            yield
+        elif self.path is not None:
+            with locks.held(locks.lock_path(self.path, None), wait=True):
+                yield
+        else:
+            with self.engine.connect() as c:
+                c.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _key("schema")})
+                c.commit()
+                try:
+                    yield
+                finally:
+                    c.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key("schema")})
+                    c.commit()
+
+    def _create(self) -> None:
+        with self.engine.begin() as c:
+            meta.create_all(c)
+            c.execute(info.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        if self.path is not None:
+            # Set once, in the file: a reader must not switch the journal of a store it only reads.
+            with self.engine.connect() as c:
+                c.exec_driver_sql("PRAGMA journal_mode=WAL")
 
     # ---- exclusive use ----------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self, study: str):
-        """Hold the study store for writing; a second writer gets a clear error at once."""
+        """Hold one study of the store for writing; a second writer of the same study gets a
+        clear error at once, another study of the same store runs alongside. The lock is the
+        operating system's (or the database server's): a run that dies, however it dies, leaves
+        nothing that blocks the next."""
+        check_study_name(study)
         if self.memory:
             yield
             return
-        if self.path is None:
-            with self.engine.connect() as c:
-                key = zlib.crc32(f"purelearn:{study}".encode())   # the same in every process
-                if not c.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
-                    raise StoreError(f"study {study!r} is being run by another purelearn process.")
-                try:
-                    yield
-                finally:
-                    c.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            return
-        import fcntl
-
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a+") as f:
+        if self.path is not None:
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                owner = f.read().strip() or "?"
-                raise StoreError(f"{self.path} is in use by another purelearn run (pid {owner}); wait for it "
-                                 "to finish or stop it. Nothing was written.") from None
-            f.seek(0)
-            f.truncate()
-            f.write(str(os.getpid()))
-            f.flush()
+                with locks.held(locks.lock_path(self.path, study)):
+                    yield
+            except locks.Busy as e:
+                raise self._busy(study, e.owner) from None
+            return
+        with self.engine.connect() as c:
+            if not c.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(study)}).scalar():
+                raise self._busy(study, "")
+            c.commit()                       # the lock is the session's: no transaction left open
+            fd = c.connection.dbapi_connection.fileno()
+            close_in_children(fd)       # a forked worker must not keep the server's lock alive
             try:
                 yield
             finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                close_in_children(fd, close=False)
+                c.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(study)})
+                c.commit()
+
+    def _busy(self, study: str, owner: str) -> StoreError:
+        pid = f" (pid {owner})" if owner.isdigit() else ""
+        return StoreError(f"study {study!r} in {self.shown} is in use by another purelearn run{pid}; wait for "
+                          "it to finish or stop it. Nothing was written.")
 
     # ---- studies ----------------------------------------------------------------------
 
@@ -192,6 +257,7 @@ class Store:
             return [r[0] for r in c.execute(sa.select(studies.c.name).order_by(studies.c.id))]
 
     def create_study(self, name: str, strategy: str, space: dict, settings: dict) -> StudyRecord:
+        check_study_name(name)
         with self.engine.begin() as c:
             sid = c.execute(studies.insert().values(name=name, strategy=strategy, space=json.dumps(space),
                                                     settings=json.dumps(settings), created=time.time())
@@ -222,12 +288,26 @@ class Store:
                                       "status": "running", "seed": trial.seed, "worker": trial.worker,
                                       "started": trial.started})
 
-    def finish_trial(self, study: StudyRecord, trial: Trial) -> None:
-        """Write a trial's outcome whole, in one transaction."""
+    def finish_trial(self, study: StudyRecord, trial: Trial, model: bytes | None = None, best: bool = False) -> None:
+        """Write a trial's outcome whole, in one transaction; when it is the study's new
+        ``best``, its trained ``model`` replaces the previous best's in the same transaction."""
         with self.engine.begin() as c:
             c.execute(_FINISH_TRIAL, {"sid": study.id, "num": trial.number, "st": trial.status, "val": trial.value,
                                       "cur": json.dumps(trial.curve), "err": trial.error, "wrk": trial.worker,
                                       "sta": trial.started, "end": trial.ended})
+            if best:
+                c.execute(models.delete().where(models.c.study_id == study.id))
+                if model is not None:
+                    c.execute(models.insert().values(study_id=study.id, trial_number=trial.number, data=model))
+
+    def best_model(self, study: StudyRecord) -> tuple[int, bytes] | None:
+        """(trial number, model bytes) of the study's best trial, as the last run saved it."""
+        with self.engine.connect() as c:
+            if not sa.inspect(c).has_table("models"):        # a store of schema 1, opened read-only
+                return None
+            row = c.execute(sa.select(models.c.trial_number, models.c.data)
+                            .where(models.c.study_id == study.id)).first()
+        return None if row is None else (row.trial_number, bytes(row.data))
 
     def interrupt_running(self, study: StudyRecord) -> int:
         """Mark trials left 'running' by a run that is gone as interrupted; returns how many."""
@@ -247,23 +327,29 @@ class Store:
             c.execute(tests.insert().values(study_id=study.id, trial_number=trial_number, value=value,
                                             forced=forced, at=time.time()))
 
-    def weights_path(self, study: StudyRecord) -> Path:
-        """Where the best trial's parameters are kept: a file beside the database."""
-        if self.memory:
-            if not hasattr(self, "_scratch"):
-                import tempfile
-                self._scratch = tempfile.TemporaryDirectory(prefix="purelearn-")
-            return Path(self._scratch.name) / f"{study.name}.best.pt"
-        if self.path is None:                        # a database server: keep the file under runs/
-            folder = Path("runs")
-            folder.mkdir(exist_ok=True)
-            return folder / f"{self.engine.url.database}.{study.name}.best.pt"
-        return self.path.with_name(f"{self.path.name}.{study.name}.best.pt")
+
+def _engine(url: sa.URL, shown: str, memory: bool) -> sa.Engine:
+    try:
+        if memory:
+            return sa.create_engine(url, poolclass=sa.pool.StaticPool)
+        return sa.create_engine(url)
+    except (sa.exc.NoSuchModuleError, ModuleNotFoundError, ImportError) as e:
+        raise StoreError(f"{shown}: its database driver is not installed ({e}). purelearn speaks to SQLite "
+                         "(built in) and PostgreSQL (pip install 'purelearn[postgres]').") from None
+    except sa.exc.ArgumentError as e:
+        raise StoreError(f"{shown}: not a database URL purelearn can use ({e}).") from None
+
+
+def _key(name: str) -> int:
+    return zlib.crc32(f"purelearn:{name}".encode())          # the same in every process
+
+
+def _reason(error: sa.exc.DBAPIError) -> str:
+    return str(error.orig).splitlines()[0] if error.orig is not None else type(error).__name__
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

@@ -85,6 +85,8 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
     data = data or Data(splits, resolve_device(device))
     for part in populations(checked, max_population or len(checked), width_ratio(data.device)):
         for j, result in Population([checked[i] for i in part], data).iterate(progress):
+            result.preprocessing, result.classes = splits.steps, splits.classes
+            result.n_inputs = splits.input_features
             yield part[j], result
 
 

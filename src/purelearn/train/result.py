@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..nn.mlp import predict_scores
 from .hyper import Member
+from .model import Model
 
 STOP_REASONS = ("patience", "budget", "diverged")
 
@@ -30,22 +30,28 @@ class Result:
     seconds: float
     curve: list[dict] = field(default_factory=list, repr=False)
     params: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    preprocessing: list = field(default_factory=list, repr=False)   # fitted on the training split
+    classes: tuple | None = None
+    n_inputs: int | None = None
 
     @property
     def diverged(self) -> bool:
         return self.stopped_because == "diverged"
 
+    @property
+    def model(self) -> Model:
+        """The kept (best) network with its preprocessing and labels, for raw inputs."""
+        n_inputs = self.n_inputs if self.n_inputs is not None else self.params["W0"].shape[1]
+        return Model(self.member.model, self.params, self.preprocessing, self.classes, n_inputs)
+
     def scores(self, X) -> torch.Tensor:
-        """Output pre-activations of the kept (best) parameters for inputs X [n, d]."""
-        return predict_scores(self.params, X, self.member.model.activation)
+        """Output pre-activations of the kept parameters for raw inputs X [n, d]."""
+        return self.model.scores(X)
 
     def predict(self, X) -> np.ndarray:
-        """Class indices (softmax), 0/1 labels (sigmoid) or values (linear)."""
-        z = self.scores(X)
-        output = self.member.model.output
-        if output == "softmax":
-            return z.argmax(-1).numpy()
-        return (z > 0).float().numpy() if output == "sigmoid" else z.numpy()
+        """Class labels (softmax), 0/1 labels (sigmoid) or values (linear) for raw inputs X,
+        through the preprocessing fitted on the training split."""
+        return self.model.predict(X)
 
     def summary(self) -> dict:
         return {"best_valid_error": self.best_valid_error, "best_valid_loss": self.best_valid_loss,
