@@ -49,3 +49,20 @@ def tied():
     cls = type("Tied", (FunctionObjective,), {"run_batch": _tied_run_batch, "__module__": __name__})
     globals()["Tied"] = cls
     return cls(fn=None)
+
+
+def dies_once(params, report):
+    """The first attempt of each trial kills its own worker (a mark in $MARKS says it was
+    tried); the re-run completes."""
+    mark = os.path.join(os.environ["MARKS"], f"{params['x']:.12f}")
+    if not os.path.exists(mark):
+        open(mark, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return params["x"]
+
+
+def slow(params, report):
+    import time
+
+    time.sleep(0.3)
+    return params["x"]

@@ -114,7 +114,7 @@ def test_kill_9_mid_population_loses_nothing(tmp_path):
     members stop at different times (their sizes and rates differ), each recorded as it stops.
     A kill keeps those and re-runs the rest, including trials still waiting for a worker."""
     cfg = _config(tmp_path, trials=14, extra='"train.max_epochs" = "intuniform(1, 40)"\n')
-    db = tmp_path / "runs" / "digits.db"
+    db = tmp_path / "runs" / "digits-search.db"
     proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg), "--population", "14"],
                             cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,7 +141,7 @@ def test_kill_9_mid_population_loses_nothing(tmp_path):
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_marks_running_trials_interrupted(tmp_path, workers):
     cfg = _config(tmp_path, trials=200, extra='"train.max_epochs" = "intuniform(1, 40)"\n')
-    db = tmp_path / "runs" / "digits.db"
+    db = tmp_path / "runs" / "digits-search.db"
     proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg), "--workers", workers],
                             cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -173,7 +173,7 @@ def test_cli_study_end_to_end(tmp_path):
     forced = _cli("tune", str(cfg), "--json", "--evaluate-test", "--force", cwd=tmp_path)
     assert json.loads(forced.stdout)["test_evaluations"] == 2
 
-    db = tmp_path / "runs" / "digits.db"
+    db = tmp_path / "runs" / "digits-search.db"
     listing = _cli("trials", str(db), "--json")
     rows = json.loads(listing.stdout)
     assert len(rows) == 8 and [r["value"] for r in rows] == sorted(r["value"] for r in rows)

@@ -1,18 +1,35 @@
-"""The ``purelearn`` command."""
+"""The purelearn command: train, tune, and look at studies."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 
+from . import __version__
 from .config import load_config
 from .errors import ConfigError, PurelearnError, unknown
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop as Ctrl-C does (running trials marked interrupted)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, _frame):
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="purelearn", description=__doc__)
+    parser = argparse.ArgumentParser(prog="purelearn", description="Train neural networks with the practice of "
+                                     "Bengio (2012), search their hyper-parameters, and look at the studies.")
+    parser.add_argument("--version", action="version", version=f"purelearn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one network from a TOML config",
                                 description="Train one network from a TOML config and report its best "
@@ -34,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--strategy", help="random, grid, coordinate, multires or tpe (search.strategy)")
     tune.add_argument("--store", help="SQLite file or database URL (search.store)")
     tune.add_argument("--study", help="study name (search.study; default: the config file's name)")
-    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config or [search] key with a TOML value, e.g. --set search.seed=3")
     tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     tune.add_argument("--evaluate-test", action="store_true",
                       help="evaluate the selected configuration on the test split, once per study")
@@ -49,18 +67,30 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--json", action="store_true", help="print a JSON list")
         if name == "report":
             p.add_argument("--out", default="report", help="output folder (default: report/)")
+        if name == "best":
+            p.add_argument("--out", help="write the TOML to this file (only when it succeeds) instead of stdout")
     args = parser.parse_args(argv)
     from .execute.workers import keep_freed_memory
 
     keep_freed_memory()
+    handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return COMMANDS[args.command](args)
     except PurelearnError as e:
         print(f"purelearn: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\npurelearn: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"\npurelearn: {'interrupted' if signum == signal.SIGINT else 'stopped by ' + signal.Signals(signum).name}",
+              file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:
+        # The reader went away (``purelearn trials | head``): nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def train_command(args) -> int:
@@ -132,16 +162,16 @@ def tune_command(args) -> int:
     from .execute import tune
     from .search import parse_space
 
-    overrides = list(args.overrides) + [f"search.{k}={v!r}" if isinstance(v, str) else f"search.{k}={v}"
-                                        for k, v in (("trials", args.trials), ("workers", args.workers),
-                                                     ("strategy", args.strategy), ("store", args.store),
-                                                     ("study", args.study), ("population", args.population),
-                                                     ("memory_limit", args.memory_limit)) if v is not None]
-    config, spec, table = load_search(args.config, overrides)
+    from .store.urls import shown
+
+    flags = {k: v for k, v in (("trials", args.trials), ("workers", args.workers), ("strategy", args.strategy),
+                               ("store", args.store), ("study", args.study), ("population", args.population),
+                               ("memory_limit", args.memory_limit)) if v is not None}
+    config, spec, table = load_search(args.config, args.overrides, flags)
     space = parse_space(table)
-    store = spec.store or f"runs/{Path(config.data.name).stem}.db"
+    store = spec.store or f"runs/{Path(args.config).stem}.db"
     study_name = spec.study or Path(args.config).stem
-    print(f"study {study_name!r} in {store}: {spec.strategy} search of {len(space.dims)} knobs, "
+    print(f"study {study_name!r} in {shown(store)}: {spec.strategy} search of {len(space.dims)} knobs, "
           f"{spec.trials} trials", file=sys.stderr)
     start = time.perf_counter()
     show = TuneProgress(sys.stderr)
@@ -150,7 +180,7 @@ def tune_command(args) -> int:
                  memory_limit=spec.memory_limit * 2 ** 20 or None, seed=spec.seed, expand=spec.expand,
                  options=spec.options(), progress=show)
     show.close()
-    summary = study_summary(study) | {"store": store, "seconds": round(time.perf_counter() - start, 3),
+    summary = study_summary(study) | {"store": shown(store), "seconds": round(time.perf_counter() - start, 3),
                                       "schedule": getattr(study, "schedule", None)}
     if args.evaluate_test:
         summary["test_error"] = study.evaluate_test(force=args.force)
@@ -164,6 +194,8 @@ def tune_command(args) -> int:
     if best is not None:
         print(f"best validation error {best.value:.4f} (trial {best.number}): "
               + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+    for error, numbers in summary["errors"].items():
+        print(f"failed: trial{'s' if len(numbers) > 1 else ''} {_numbers(numbers)}: {error}")
     for w in summary["warnings"]:
         print(f"warning: {w}")
     print(summary["plateau"]["message"])
@@ -180,7 +212,25 @@ def study_summary(study) -> dict:
             "best_value": None if best is None else best.value,
             "best_trial": None if best is None else best.number,
             "best_params": None if best is None else best.params,
-            "warnings": study.warnings(), "plateau": study.plateau()}
+            "warnings": study.warnings(), "plateau": study.plateau(), "errors": _errors(trials)}
+
+
+def _errors(trials) -> dict[str, list[int]]:
+    """The failed trials by error (first line): what went wrong, said once for all it hit."""
+    out: dict[str, list[int]] = {}
+    for t in trials:
+        if t.status == "failed":
+            out.setdefault(_first_line(t.error), []).append(t.number)
+    return out
+
+
+def _first_line(error: str | None, width: int | None = None) -> str:
+    line = (error or "no message").strip().splitlines()[0] if (error or "").strip() else "no message"
+    return line if width is None or len(line) <= width else line[:width - 3] + "..."
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:8])) + (f" and {len(numbers) - 8} more" if len(numbers) > 8 else "")
 
 
 def _fmt(v) -> str:
@@ -207,11 +257,11 @@ def _open_study(args):
     names = store.study_names()
     if args.study is None:
         if len(names) != 1:
-            raise ConfigError(f"{args.store} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+            raise ConfigError(f"{store} holds {len(names)} studies ({', '.join(names) or 'none'}); "
                               "name one with --study.")
         name = names[0]
     elif args.study not in names:
-        raise unknown(f"study in {args.store}", args.study, names)
+        raise unknown(f"study in {store}", args.study, names)
     else:
         name = args.study
     return Study(store, store.study(name))
@@ -225,10 +275,12 @@ def trials_command(args) -> int:
                            "seconds": t.seconds, "error": t.error, "seed": t.seed} for t in rows]))
         return 0
     knobs = list(dict.fromkeys(k for t in rows for k in t.params))
-    header = ["trial", "status", "valid err", "seconds", *knobs]
+    errors = any(t.error for t in rows)
+    header = ["trial", "status", "valid err", "seconds", *knobs] + (["error"] if errors else [])
     table = [[str(t.number), t.status, "-" if t.value is None else f"{t.value:.4f}",
               "-" if t.seconds is None else f"{t.seconds:.1f}", *(_fmt(t.params[k]) if k in t.params else "-"
-                                                                for k in knobs)] for t in rows]
+                                                                for k in knobs)]
+             + ([_first_line(t.error, 80) if t.error else "-"] if errors else []) for t in rows]
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     for r in [header, *table]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -240,9 +292,18 @@ def best_command(args) -> int:
 
     study = _open_study(args)
     best = study.best
-    print(f"# best of study {study.name!r}: validation error {best.value:.4f} (trial {best.number})"
-          if best else "", end="\n" if best else "")
-    print(to_toml(study.best_config()), end="")
+    text = to_toml(study.best_config())          # first: an error leaves nothing half-written
+    text = f"# best of study {study.name!r}: validation error {best.value:.4f} (trial {best.number})\n" + text
+    if args.out:
+        from .files import write_atomic
+
+        try:
+            write_atomic(args.out, text.encode())
+        except OSError as e:
+            raise ConfigError(f"--out {args.out!r}: can't write it ({e.strerror}).") from None
+        print(f"best configuration written to {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
     return 0
 
 

@@ -69,6 +69,9 @@ class Config:
         for key, value in values.items():
             section, _, name = key.partition(".")
             if not name:
+                if key in SECTIONS:
+                    raise ConfigError(f"{key} = {value!r}: {key} is a section, written as a table "
+                                      f"([{key}] with its keys, or --set {key}.KEY=VALUE).")
                 if key not in TOP_LEVEL:
                     raise unknown("top-level key", key, list(TOP_LEVEL) + list(SECTIONS))
                 top[key] = _coerce(key, value, TOP_LEVEL[key])
@@ -182,7 +185,7 @@ class SearchSpec:
     extends the study to it). workers: processes (0: one per core). population: trials trained
     together as one batched population in a process, "auto" (measured) or a number (1: one
     trial at a time). memory_limit: MB a population may use (0: half the free memory). store: the SQLite file or
-    database URL (default runs/<data.name>.db). study: its name (default: the config file's
+    database URL (default runs/<config file name>.db). study: its name (default: the config file's
     name). expand: widen an interval whose best value sits on its edge (§3.3.1). k, rounds: grid
     values per knob and successive finer grids (k also sets coordinate descent's values per
     step). stage_size, keep: multires stages and how many best points each refines. startup:
@@ -203,6 +206,16 @@ class SearchSpec:
     stage_size: int = 16
     keep: int = 3
     startup: int = 10
+
+    def checked(self) -> "SearchSpec":
+        """Refuse settings no run can use, before anything is stored."""
+        for key in ("trials", "workers", "memory_limit", "startup"):
+            low = 1 if key == "trials" else 0
+            if getattr(self, key) < low:
+                raise ConfigError(f"search.{key} = {getattr(self, key)} must be >= {low}"
+                                  + (" (0: the default)." if low == 0 and key != "startup" else "."))
+        self.population_size()
+        return self
 
     def population_size(self) -> int | str:
         if self.population == "auto":
@@ -228,11 +241,14 @@ class SearchSpec:
         return {}
 
 
-def load_search(path: str | Path, overrides=()) -> tuple[Config, SearchSpec, dict]:
+def load_search(path: str | Path, overrides=(), flags: dict | None = None) -> tuple[Config, SearchSpec, dict]:
     """The training config, the ``[search]`` settings and the ``[search.space]`` table of a file;
-    overrides may set ``search.*`` keys too."""
+    overrides (``KEY=VALUE`` text) may set ``search.*`` keys too, and ``flags`` (values already
+    typed, from the command line's options) set ``[search]`` keys last."""
     table = read_toml(path)
     search = dict(table.pop("search", {}) or {})
+    if not isinstance(search, dict):
+        raise ConfigError(f"{path}: search must be a table ([search]), got {search!r}.")
     space = search.pop("space", None)
     values = flatten(table)
     search_values = {}
@@ -244,16 +260,18 @@ def load_search(path: str | Path, overrides=()) -> tuple[Config, SearchSpec, dic
             values[key] = value
     allowed = {f.name: f.default for f in fields(SearchSpec)}
     merged = {}
-    for key, value in (search | search_values).items():
+    for key, value in (search | search_values | (flags or {})).items():
         if key not in allowed:
             raise unknown("key in [search]", key, list(allowed) + ["space"])
         if key == "population" and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)                       # "auto" or a number
         merged[key] = _coerce(f"search.{key}", value, allowed[key])
-    spec = SearchSpec(**merged)
+    spec = SearchSpec(**merged).checked()
     if space is None:
         raise ConfigError(f"{path}: a [search.space] table is needed for tune, e.g. "
                           "[search.space] \"train.lr\" = \"loguniform(1e-4, 1)\".")
+    if not isinstance(space, dict):
+        raise ConfigError(f"{path}: search.space must be a table of knobs ([search.space]), got {space!r}.")
     return Config().with_values(values), spec, space
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..config import flatten
 from ..errors import ConfigError, unknown
 from ..search import BorderRule, Space, make_strategy
 from ..search.parse import parse_space
@@ -119,7 +120,23 @@ def _open_study(store, name, strategy, space, seed, expand, options, objective) 
     if record.settings.get("initial_space") != space.to_dict():
         raise ConfigError(f"study {name!r} in this store searched another space; use another study name "
                           "(--study) to search this one.")
+    stored = record.settings.get("config")
+    config = objective.config.to_dict() if isinstance(objective, ConfigObjective) else None
+    if stored != config:
+        raise ConfigError(f"study {name!r} in this store was run with another base configuration ("
+                          f"{_difference(stored, config)}); a study's trials must be comparable: use another "
+                          "study name (--study), or the same configuration.")
     return record
+
+
+def _difference(stored: dict | None, new: dict | None) -> str:
+    """'train.lr: 0.1 then, 0.05 now; ...' for the keys that differ."""
+    if stored is None or new is None:
+        return "a Python function then, a config now" if stored is None else "a config then, a Python function now"
+    old, now = flatten(stored), flatten(new)
+    keys = [k for k in dict.fromkeys([*old, *now]) if old.get(k) != now.get(k)]
+    return "; ".join(f"{k}: {old.get(k)!r} then, {now.get(k)!r} now" for k in keys[:5]) + (
+        f"; and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
 class _Driver:

@@ -92,6 +92,8 @@ def _end_with(driver: int) -> None:
 def _worker(objective, conn, threads: int, driver: int) -> None:
     _end_with(driver)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides how a run stops
+    for sig in (signal.SIGTERM, signal.SIGHUP):   # a forked worker has the command line's handlers
+        signal.signal(sig, signal.SIG_DFL)
     keep_freed_memory()
     import torch
 

@@ -66,3 +66,14 @@ def _sqlite(path: Path, create: bool) -> tuple[sa.URL, Path, str]:
         except OSError as e:
             raise StoreError(f"store {shown!r}: can't create its folder ({e.strerror}).") from None
     return sa.URL.create("sqlite", database=str(path)), path, shown
+
+
+def shown(target) -> str:
+    """A store as a message may show it: a URL's password hidden."""
+    text = os.fspath(target) if isinstance(target, os.PathLike) else str(target)
+    if "://" not in text:
+        return text
+    try:
+        return sa.make_url(text).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return text.split("://", 1)[0] + "://..."
