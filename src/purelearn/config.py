@@ -149,6 +149,8 @@ def parse_override(text: str) -> tuple[str, object]:
 
 def read_toml(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; name a .toml file in it.")
     if not path.exists():
         hint = closest(path.name, [p.name for p in path.parent.glob("*.toml")]) if path.parent.exists() else ""
         raise ConfigError(f"config file {str(path)!r} does not exist.{hint}")
@@ -246,9 +248,10 @@ def load_search(path: str | Path, overrides=(), flags: dict | None = None) -> tu
     overrides (``KEY=VALUE`` text) may set ``search.*`` keys too, and ``flags`` (values already
     typed, from the command line's options) set ``[search]`` keys last."""
     table = read_toml(path)
-    search = dict(table.pop("search", {}) or {})
+    search = table.pop("search", {})
     if not isinstance(search, dict):
         raise ConfigError(f"{path}: search must be a table ([search]), got {search!r}.")
+    search = dict(search)
     space = search.pop("space", None)
     values = flatten(table)
     search_values = {}

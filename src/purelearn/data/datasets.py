@@ -196,6 +196,8 @@ def load(name: str, *, target: str | None = None, labels: str | None = None,
     """Load a built-in dataset by name, or a file: ``.npz`` (arrays X and y), ``.csv`` (with a
     header and a ``target`` column) or IDX (``*-ubyte``, optionally gzipped; ``labels`` names
     the label file, else it is found by replacing 'images-idx3' with 'labels-idx1')."""
+    if task not in TASKS + ("auto",):
+        raise unknown("task (data.task)", task, TASKS + ("auto",), DataError)
     if name in BUILTIN:
         return BUILTIN[name]()
     path = Path(name)
@@ -291,7 +293,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _load_idx_pair(path: Path, labels: str | None, task: str) -> Dataset:
     label_path = Path(labels) if labels else path.with_name(path.name.replace("images-idx3", "labels-idx1"))
-    if label_path == path or not label_path.exists():
-        raise DataError(f"{path}: no label file found (looked for {label_path}); set data.labels.")
     X = read_idx(path)
+    if label_path == path or not label_path.is_file():
+        raise DataError(f"{path}: no label file found (looked for {label_path}); set data.labels.")
     return from_arrays(X.reshape(len(X), -1), read_idx(label_path).astype(np.int64), path.name, task)
