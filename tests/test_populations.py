@@ -2,6 +2,7 @@
 trial's record doesn't depend on how it was batched)."""
 
 import json
+import re
 import math
 import sys
 import threading
@@ -13,6 +14,9 @@ import purelearn as pl
 from purelearn.cli import main
 from purelearn.config import load_config
 from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, choose, member_bytes
+from purelearn import MLP, Member, Training, fit
+from purelearn.train import check_member
+from purelearn.train.memory import MemoryLimitError, footprint
 from purelearn.train.fit import WIDTH_RATIO, populations, width_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,70 +109,31 @@ def test_populations_group_by_structure_and_similar_width():
 def test_the_memory_limit_reaches_the_schedule(tmp_path, capsys):
     cfg = tmp_path / "m.toml"
     cfg.write_text((ROOT / "examples" / "digits-random.toml").read_text().replace("max_epochs = 30", "max_epochs = 1"))
-    assert main(["tune", str(cfg), "--trials", "2", "--workers", "1", "--memory-limit", "1", "--json",
-                 "--store", str(tmp_path / "m.db")]) == 0
+    assert main(["tune", str(cfg), "--trials", "2", "--workers", "1", "--memory-limit", "4", "--population", "8",
+                 "--json", "--store", str(tmp_path / "m.db")]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["trials"] == 2 and "memory limit" in summary["schedule"]
+    assert summary["trials"] == 2 and re.search(r"limited by memory to [1-7]$", summary["schedule"])
 
 
-FOOTPRINT = """
-import re, numpy as np, torch
-from purelearn import MLP, Member, Training, fit
-from purelearn.data import from_arrays, prepare
-torch.set_num_threads(1)
-rng = np.random.default_rng(0)
-s = prepare(from_arrays(rng.normal(size=(2000, 784)).astype(np.float32), rng.integers(0, 10, 2000)), test=0.0)
-members = [Member(MLP((512, 512)), Training(lr=0.01, momentum=0.9, max_epochs=1, seed=i)) for i in range(16)]
-def peak():  # VmHWM: this process image's peak memory (ru_maxrss would count the forking parent's)
-    return int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
-fit(s, members[:1])                        # warm up the allocator and lazily loaded kernels
-before = peak()
-fit(s, members)
-print(peak() - before)
-"""
-
-
-def test_the_memory_estimate_bounds_what_a_population_really_uses():
-    # The schedule caps populations with member_bytes; a real population of 16 wide members
-    # (in a fresh process, so the peak is its own) must stay within 16 such estimates.
-    import subprocess
-    if not Path("/proc/self/status").exists():
-        pytest.skip("reads the peak memory from /proc (Linux)")
-    out = subprocess.run([sys.executable, "-c", FOOTPRINT], capture_output=True, text=True, check=True).stdout
-    grew = int(out.split()[-1])
-    sizes = [784, 512, 512, 10]
-    estimate = member_bytes(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])), 32, sum(sizes))
-    assert 16 * estimate / 8 < grew <= 16 * estimate          # it does hold the members, and no more
-
-
-STEPS = """
-import resource, sys, torch
-torch.set_num_threads(1)
-if sys.argv[1] == "keep":
-    from purelearn.execute.workers import keep_freed_memory
-    keep_freed_memory()
-from purelearn import MLP, Member, Training
-from purelearn.data import load, prepare
-from purelearn.train.fit import check_member
-from purelearn.train.population import Data, Population
-s = prepare(load("digits"), preprocess=["standardize"])
-members = [check_member(Member(MLP((64,)), Training(seed=i)), s) for i in range(128)]
-p = Population(members, Data(s, torch.device("cpu")))
-p.time_steps(5)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-p.time_steps(200)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-@pytest.mark.skipif(not hasattr(__import__("ctypes").CDLL(None), "mallopt"), reason="glibc's allocator only")
-def test_worker_processes_keep_the_memory_a_step_frees():
-    # Without it, a step's large temporaries are mapped and unmapped (or trimmed) every step,
-    # each time page-faulted in again: thousands of faults in 200 steps of 128 members, hundreds with it.
-    import subprocess
-    faults = {mode: int(subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True,
-                                       check=True).stdout.split()[-1]) for mode in ("system", "keep")}
-    assert faults["keep"] * 4 < faults["system"]
+def test_populations_keep_to_the_memory_limit_and_a_member_too_large_is_named(tmp_path, capsys, digits):
+    cfg = load_config(ROOT / "examples" / "digits-mlp.toml", ["train.max_epochs=1"])
+    one = footprint(check_member(Member(MLP((64,)), Training()), digits), 64, 10)
+    objective = pl.execute.ConfigObjective(cfg, memory_limit=3 * one)
+    jobs = [(i, {"model.units": 64}, i) for i in range(8)] + [(8, {"model.units": 4000}, 8)]
+    parts = objective.groups(jobs, 100)
+    assert sorted(len(p) for p in parts) == [1, 2, 3, 3] and [8] in parts      # 3 fit; the big one alone
+    outcomes = dict(objective.run_batch([jobs[8]]))
+    assert outcomes[8].status == "failed" and "needs about" in outcomes[8].error and "memory limit" in outcomes[8].error
+    with pytest.raises(MemoryLimitError, match=r"64-64-10 network with minibatches of 32 needs about [\d.]+ MB"):
+        fit(digits, Member(MLP((64,)), Training()), memory_limit=one - 1)
+    # from the command line: the failed trial says why, in the summary
+    study = tmp_path / "big.toml"
+    study.write_text((ROOT / "examples" / "digits-random.toml").read_text().replace("max_epochs = 30", "max_epochs = 1")
+                     .replace('"intloguniform(16, 256)"', '"intloguniform(4000, 5000)"'))
+    assert main(["tune", str(study), "--trials", "2", "--workers", "1", "--memory-limit", "2",
+                 "--store", str(tmp_path / "b.db")]) == 0
+    out = capsys.readouterr().out
+    assert "0 complete, 2 failed" in out and "failed: trial 0: MemoryLimitError: a 64-" in out
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked only on Linux")

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def train_command(args) -> int:
     from .train import check_member, fit, resolve_device
+    from .train.memory import default_memory_limit
 
     overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
     config = load_config(args.config, overrides)
@@ -103,7 +104,7 @@ def train_command(args) -> int:
     show = Progress(sys.stderr)
     print(f"training on {splits.name}: {len(splits.X_train)} train / {len(splits.X_valid)} valid examples, "
           f"{splits.n_features} features -> {splits.n_outputs} outputs", file=sys.stderr)
-    result = fit(splits, member, device=device, progress=show)
+    result = fit(splits, member, device=device, progress=show, memory_limit=default_memory_limit(device.type))
     show.close()
     summary = result.summary() | {"config": config.to_dict()}
     if args.json:

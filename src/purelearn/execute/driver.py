@@ -88,6 +88,9 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
         on_gpu = configured and resolve_device(objective.config.device).type == "cuda"
         if workers is None:     # a process per core, but one process on a GPU or for a function
             workers = (os.cpu_count() or 1) if configured and not on_gpu else 1
+        if configured:          # what one population may use: its trials are grouped to fit it
+            objective.memory_limit = memory_limit or default_memory_limit(
+                resolve_device(objective.config.device).type, workers)
         planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
         timed = configured and not on_gpu and population != 1          # only then does planning take seconds
         return _Driver(store, record, objective, trials, workers, planner, timed, executor, progress).run()
@@ -101,9 +104,9 @@ def _plan(objective, space, seed, trials, workers, population, memory_limit) -> 
         return Schedule(workers, 1, f"one trial at a time in each of {workers} process(es), as asked")
     device = resolve_device(objective.config.device).type
     # A GPU batches every trial whatever the gain: only the memory needs sizing there.
-    cal = calibrate(objective.config, space, seed, size=batch_size(trials, workers, device), timed=device != "cuda")
-    limit = memory_limit or default_memory_limit(cal.device, workers)
-    return choose(cal, trials, workers, limit, workers, None if population == "auto" else population)
+    cal = calibrate(objective.config, space, seed, size=batch_size(trials, workers, device), timed=device != "cuda",
+                    memory_limit=objective.memory_limit)
+    return choose(cal, trials, workers, objective.memory_limit, workers, None if population == "auto" else population)
 
 
 def _open_study(store, name, strategy, space, seed, expand, options, objective) -> StudyRecord:

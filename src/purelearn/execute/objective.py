@@ -86,9 +86,11 @@ class ConfigObjective:
     """Train the config with a trial's knobs applied; the value is the best validation error.
 
     A batch of trials trains as populations: trials that share data, structure and similar
-    widths are members of one population (the driver sizes the batches)."""
+    widths are members of one population (the driver sizes the batches), within
+    ``memory_limit`` bytes each; a trial too large for it fails, saying so."""
 
     config: Config
+    memory_limit: int | None = None
 
     def prepare(self) -> None:
         """Load the study's data before the first batch arrives (a worker does this while the
@@ -117,6 +119,7 @@ class ConfigObjective:
         that finish last are small ones, and no worker idles long at the end. A job whose
         settings are refused is a group of its own (it fails alone, at once)."""
         from ..train.fit import populations, resolve_device, width_ratio
+        from ..train.memory import footprint
 
         costs, by_data = [], {}
         for i, member, splits, key, error in self._members(jobs):
@@ -125,9 +128,11 @@ class ConfigObjective:
                 continue
             sizes = member.model.sizes(splits.n_features, splits.n_outputs)
             cost = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * member.train.max_epochs * len(splits.X_train)
-            by_data.setdefault(key, []).append((i, member, cost))
+            by_data.setdefault(key, []).append((i, member, cost, (splits.n_features, splits.n_outputs)))
         for (_, device), group in by_data.items():
-            for part in populations([m for _, m, _ in group], size, width_ratio(resolve_device(device))):
+            shape = group[0][3]
+            for part in populations([m for _, m, _, _ in group], size, width_ratio(resolve_device(device)),
+                                    self.memory_limit, lambda m: footprint(m, *shape)):
                 costs.append(([group[j][0] for j in part], sum(group[j][2] for j in part)))
         return [idx for idx, _ in sorted(costs, key=lambda g: -g[1])]
 
@@ -145,7 +150,8 @@ class ConfigObjective:
         for key, group in groups.items():
             done = set()
             try:
-                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], data=_data(key, group[0][2])):
+                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], data=_data(key, group[0][2]),
+                                          memory_limit=self.memory_limit):
                     done.add(j)
                     yield group[j][0], _outcome(result)
             except Exception as e:  # the population broke: its unfinished trials fail, the study goes on

@@ -10,11 +10,12 @@ one-thread processes do as well. The rule below decides from measured times, not
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..train.memory import default_memory_limit, footprint, member_bytes  # noqa: F401  (the schedule's)
 
 BATCH_GAIN = 1.25        # below this speed-up per process, batching isn't worth it
 MAX_POPULATION = 128     # beyond this the gain has flattened in every measurement here
@@ -31,6 +32,7 @@ class Calibration:
     size: int
     member_bytes: int
     device: str = "cpu"
+    shared: int = -1          # timed members that shared a population with another (-1: untimed)
 
     @property
     def gain(self) -> float:
@@ -65,6 +67,10 @@ def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, 
     if fit == 1:
         return Schedule(w, 1, f"one trial at a time in each of {w} process(es): one member is all the memory "
                               f"limit holds (batching measured {cal.gain:.2f}x faster)")
+    if cal.shared == 0:
+        return Schedule(w, 1, f"one trial at a time in each of {w} process(es): no two of {cal.size} trials drawn "
+                              "from the space could share a population (their depth, activation, update rule or "
+                              "widths differ too much), so batching could not gain")
     if cal.gain < BATCH_GAIN:
         return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured only "
                               f"{cal.gain:.2f}x faster for these models")
@@ -75,15 +81,6 @@ def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, 
                           + (" (limited by memory)" if p < wanted else ""))
 
 
-def member_bytes(n_params: int, batch: int, widths: int, optimizer_copies: int = 2) -> int:
-    """Memory of one member in a population, float32: parameters, gradients, optimizer state,
-    the best copy, an update's temporaries, and the new copies compaction makes before the old
-    ones are freed; plus a minibatch's activations and their gradients. (A fresh process training
-    16 members of 784-512-512-10 with momentum grew by 0.75 of 16 estimates; a test keeps the
-    estimate an upper bound.)"""
-    return 4 * (n_params * (5 + optimizer_copies) + 3 * batch * widths)
-
-
 def batch_size(trials: int, workers: int, device: str) -> int:
     """Trials per batch if batching: a GPU takes them all in one process; on CPU each worker
     gets an equal share, within MAX_POPULATION."""
@@ -92,13 +89,16 @@ def batch_size(trials: int, workers: int, device: str) -> int:
     return max(2, min(MAX_POPULATION, math.ceil(trials / workers)))
 
 
-def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, timed: bool = True) -> Calibration:
+def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, timed: bool = True,
+              memory_limit: int | None = None) -> Calibration:
     """Time ``steps`` updates of ``size`` members drawn from the space, first each alone, then
     grouped into populations exactly as a batch of that many trials would be (same structure,
     similar widths, padding), with one thread, on the study's data and device. What it measures
     is the gain on a realistic batch: a space of many different shapes makes small populations,
     and large members gain little from batching, which a population of identical copies hides.
-    Untimed (``timed=False``: a GPU batches whatever the gain), only the memory is sized."""
+    Untimed (``timed=False``: a GPU batches whatever the gain), only the memory is sized. The
+    measurement keeps to ``memory_limit`` as training does: members too large for it are not
+    timed, and the timed populations are split to fit it."""
     from ..train import Population, check_member, resolve_device
     from ..train.fit import populations, width_ratio
     from .objective import _data, _splits, apply_params, data_key
@@ -107,33 +107,23 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
     splits = _splits(draws[0])
     members = [check_member(c.member(), splits) for c in draws]
     device = resolve_device(draws[0].device)
-    largest = max(members, key=lambda m: sum(m.model.sizes(splits.n_features, splits.n_outputs)))
-    sizes = largest.model.sizes(splits.n_features, splits.n_outputs)
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    footprint = member_bytes(n_params, largest.train.batch_size, sum(sizes))
-    if not timed:
-        return Calibration(math.nan, math.nan, size, footprint, device.type)
+    shape = (splits.n_features, splits.n_outputs)
+    largest = max(footprint(m, *shape) for m in members)
+    limit = math.inf if memory_limit is None else memory_limit
+    members = [m for m in members if footprint(m, *shape) <= limit]
+    if not timed or not members:
+        return Calibration(math.nan, math.nan, size, largest, device.type)
     data = _data((data_key(draws[0]), draws[0].device), splits)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         each = [Population([m], data).time_steps(steps) for m in members]
         # A population of one is the member alone: its time is already known.
+        parts = populations(members, size, width_ratio(device), memory_limit, lambda m: footprint(m, *shape))
         batched = sum(each[part[0]] if len(part) == 1 else
-                      Population([members[i] for i in part], data).time_steps(steps)
-                      for part in populations(members, size, width_ratio(device)))
+                      Population([members[i] for i in part], data).time_steps(steps) for part in parts)
     finally:
         torch.set_num_threads(threads)
-    return Calibration(sum(each) / size, batched / size, size, footprint, device.type)
-
-
-def default_memory_limit(device: str, workers: int) -> int:
-    """Half the free memory of the device, shared among the workers."""
-    if device == "cuda":
-        free, _ = torch.cuda.mem_get_info()
-        return int(free * 0.5)
-    try:
-        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        pages = 4 << 30
-    return int(pages * 0.5 / max(workers, 1))
+    n = len(members)
+    shared = sum(len(p) for p in parts if len(p) > 1)
+    return Calibration(sum(each) / n, batched / n, size, largest, device.type, shared)

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from .hyper import Member
+from .memory import allocation_failed, check_fits, footprint, is_allocation_failure
 from .population import Data, Population
 from .result import Result
 
@@ -54,13 +55,14 @@ def structure(member: Member) -> tuple:
 
 
 def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
-        max_population: int | None = None) -> Result | list[Result]:
+        max_population: int | None = None, memory_limit: int | None = None) -> Result | list[Result]:
     """Train each member on ``splits`` and return its :class:`Result` (a list for a list).
 
     Members of the same structure (depth, activation, output, batch size, update rule) and
     similar widths train together as one population of at most ``max_population`` members;
     every numeric hyper-parameter may differ. A member ends the same whether trained alone or
-    with others.
+    with others. ``memory_limit`` (bytes): what one population may use (``train.memory``
+    estimates it); a member that alone needs more is refused by name.
 
     >>> from purelearn.data import load, prepare
     >>> from purelearn.nn import MLP
@@ -72,22 +74,33 @@ def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
     """
     single = isinstance(members, Member)
     members = [members] if single else list(members)
-    results = dict(fit_iter(splits, members, device=device, progress=progress, max_population=max_population))
+    results = dict(fit_iter(splits, members, device=device, progress=progress, max_population=max_population,
+                            memory_limit=memory_limit))
     ordered = [results[i] for i in range(len(members))]
     return ordered[0] if single else ordered
 
 
 def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_population: int | None = None,
-             data: Data | None = None):
+             data: Data | None = None, memory_limit: int | None = None):
     """Like :func:`fit`, but yields (index, Result) as each member stops. ``data``: the splits
     already on the device, for a caller that trains many batches on the same splits."""
     checked = [check_member(m, splits) for m in members]
+    shape = (splits.n_features, splits.n_outputs)
+    for m in checked:
+        check_fits(m, *shape, memory_limit)
     data = data or Data(splits, resolve_device(device))
-    for part in populations(checked, max_population or len(checked), width_ratio(data.device)):
-        for j, result in Population([checked[i] for i in part], data).iterate(progress):
-            result.preprocessing, result.classes = splits.steps, splits.classes
-            result.n_inputs = splits.input_features
-            yield part[j], result
+    cost = None if memory_limit is None else (lambda m: footprint(m, *shape))
+    for part in populations(checked, max_population or len(checked), width_ratio(data.device), memory_limit, cost):
+        group = [checked[i] for i in part]
+        try:
+            for j, result in Population(group, data).iterate(progress):
+                result.preprocessing, result.classes = splits.steps, splits.classes
+                result.n_inputs = splits.input_features
+                yield part[j], result
+        except Exception as e:
+            if is_allocation_failure(e):
+                raise allocation_failed(group, *shape, e) from None
+            raise
 
 
 WIDTH_RATIO = 1.3        # widest / narrowest layer within one population on CPU: padding costs at most this
@@ -102,9 +115,12 @@ def width_ratio(device: str | torch.device) -> float:
     return GPU_WIDTH_RATIO if torch.device(device).type == "cuda" else WIDTH_RATIO
 
 
-def populations(members: list[Member], size: int, ratio: float = WIDTH_RATIO) -> list[list[int]]:
+def populations(members: list[Member], size: int, ratio: float = WIDTH_RATIO, memory_limit: int | None = None,
+                cost=None) -> list[list[int]]:
     """Indices of members that train together: the same structure, widths within ``ratio`` of
-    each other in every layer (narrower members are padded to the widest), at most ``size``."""
+    each other in every layer (narrower members are padded to the widest), at most ``size``,
+    and with ``memory_limit``, at most that many bytes (each member counted at the ``cost`` of
+    the widest so far, whose size the padding gives it)."""
     groups = defaultdict(list)
     for i, m in enumerate(members):
         groups[structure(m)].append(i)
@@ -114,7 +130,9 @@ def populations(members: list[Member], size: int, ratio: float = WIDTH_RATIO) ->
         part = [idx[0]]
         for i in idx[1:]:
             narrowest = members[part[0]].model.hidden
-            if len(part) < size and all(w <= ratio * n for w, n in zip(members[i].model.hidden, narrowest)):
+            fits = memory_limit is None or (len(part) + 1) * max(map(cost, (members[j] for j in [*part, i]))) \
+                <= memory_limit
+            if len(part) < size and fits and all(w <= ratio * n for w, n in zip(members[i].model.hidden, narrowest)):
                 part.append(i)
             else:
                 out.append(part)
