@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--out", default="report", help="output folder (default: report/)")
         if name == "best":
             p.add_argument("--out", help="write the TOML to this file (only when it succeeds) instead of stdout")
+            p.add_argument("--model", metavar="FILE", help="also save the best trial's trained model (weights, "
+                           "architecture, fitted preprocessing, labels) for purelearn.Model.load")
     args = parser.parse_args(argv)
     from .execute.workers import keep_freed_memory
 
@@ -295,6 +297,13 @@ def best_command(args) -> int:
     best = study.best
     text = to_toml(study.best_config())          # first: an error leaves nothing half-written
     text = f"# best of study {study.name!r}: validation error {best.value:.4f} (trial {best.number})\n" + text
+    if args.model:
+        model = study.best_model()
+        try:
+            model.save(args.model)
+        except OSError as e:
+            raise ConfigError(f"--model {args.model!r}: can't write it ({e.strerror}).") from None
+        print(f"model of trial {best.number} written to {args.model}", file=sys.stderr)
     if args.out:
         from .files import write_atomic
 
