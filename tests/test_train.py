@@ -1,3 +1,4 @@
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -9,6 +10,7 @@ from purelearn.data import from_arrays, prepare
 from purelearn.errors import ConfigError
 from purelearn.nn import example_errors
 from purelearn.train import Patience, significant
+from purelearn.train.early_stopping import binomial_tail
 
 
 def _mixed_members():
@@ -108,26 +110,84 @@ def test_patience_rule_multiplicative_and_additive():
     assert p.exhausted(ids, 120).tolist() == [True, False]
 
 
-def test_significance_test_of_a_new_minimum():
-    n = 1000
-    best = torch.zeros(3, n)
-    best[:, :100] = 1                                    # 10% error
-    new = best.clone()
-    new[0, :2] = 0                                       # 2 fewer errors: not significant
-    new[1, :40] = 0                                      # 40 fewer: significant
-    new[2] = 1                                           # worse
-    assert significant(best, new, np.array([0.05] * 3)).tolist() == [False, True, False]
-    assert significant(torch.full((1, n), float("inf")), new[:1], np.array([0.05])).tolist() == [True]
+def _discordant(b: int, c: int, n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example 0/1 errors [n] before and after: b examples fixed, c broken, 5 wrong in both."""
+    best, new = torch.zeros(n), torch.zeros(n)
+    best[:b] = 1                                  # wrong before, right now
+    new[b:b + c] = 1                              # right before, wrong now
+    best[b + c:b + c + 5] = new[b + c:b + c + 5] = 1
+    return best, new
 
 
-def test_significance_makes_fewer_minima(digits):
-    base = Member(MLP((32,)), Training(lr=0.05, max_epochs=6, valid_every=300))
+def _exact_tail(b: int, c: int) -> float:
+    """P(X >= b), X ~ Binomial(b + c, 1/2), from whole-number counts."""
+    return sum(math.comb(b + c, j) for j in range(b, b + c + 1)) / 2 ** (b + c)
+
+
+def _enumerated_tail(b: int, c: int) -> float:
+    """The same, by enumerating every way the b + c discordant examples could have fallen."""
+    n = b + c
+    return sum(bin(w).count("1") >= b for w in range(2 ** n)) / 2 ** n
+
+
+MCNEMAR = [(3, 0), (6, 0), (5, 0), (4, 1), (7, 2), (9, 3), (2, 8), (1, 1), (10, 4), (0, 3)]
+
+
+def test_significance_is_mcnemars_exact_test():
+    for b, c in MCNEMAR:
+        assert _exact_tail(b, c) == pytest.approx(_enumerated_tail(b, c), rel=1e-12)
+    pairs = [_discordant(b, c) for b, c in MCNEMAR]
+    best, new = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    tails = binomial_tail(torch.tensor([b for b, _ in MCNEMAR]), torch.tensor([b + c for b, c in MCNEMAR]))
+    assert tails.tolist() == pytest.approx([_exact_tail(b, c) for b, c in MCNEMAR], rel=1e-10)
+    for level in (0.01, 0.05, 0.2):
+        expected = [_exact_tail(b, c) <= level for b, c in MCNEMAR]
+        assert significant(best, new, np.full(len(MCNEMAR), level)).tolist() == expected, level
+    # 3 fewer errors and none new: p = 1/8, refused at 5% (a z-test accepts it); 6 and none: 1/64
+    assert _exact_tail(3, 0) == 0.125 and _exact_tail(6, 0) == 1 / 64
+    assert significant(best[:2], new[:2], np.array([0.05, 0.05])).tolist() == [False, True]
+    # one level per member
+    assert significant(best[:2], new[:2], np.array([0.2, 0.01])).tolist() == [True, False]
+
+
+def test_significance_far_in_the_tail_and_its_edge_cases():
+    # large counts: the exact tail is far below what a float sum of probabilities could hold
+    b, c = 900, 100
+    exact = _exact_tail(b, c)
+    assert exact < 1e-150
+    assert binomial_tail(torch.tensor([b]), torch.tensor([b + c])).item() == pytest.approx(exact, rel=1e-9)
+    assert binomial_tail(torch.tensor([480]), torch.tensor([1000])).item() == pytest.approx(_exact_tail(480, 520),
+                                                                                           rel=1e-9)
+    same = torch.zeros(2, 50)
+    same[:, :7] = 1
+    assert significant(same, same.clone(), np.array([0.4, 0.4])).tolist() == [False, False]   # no discordant one
+    first = torch.full((1, 50), float("inf"))
+    assert significant(first, same[:1], np.array([0.01])).tolist() == [True]             # no finite best yet
+    # errors that are not 0/1 (fractions of wrong labels): the sign of each change counts
+    before = torch.tensor([[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.25]])
+    after = torch.tensor([[0.0, 0.25, 0.0, 0.25, 0.0, 0.25, 0.0, 0.25]])
+    assert significant(before, after, np.array([0.016])).tolist() == [True]      # 6 better, none worse: 1/64
+    assert significant(before, after, np.array([0.015])).tolist() == [False]
+
+
+def test_significance_changes_which_minimum_is_kept(digits):
+    """With the test on, a later and lower validation minimum is refused when its gain over the
+    kept point is not significant: the kept point is then an earlier one."""
+    base = Member(MLP((32,)), Training(lr=0.1, max_epochs=6, valid_every=300))
     plain = fit(digits, base)
     strict = fit(digits, replace(base, train=replace(base.train, significance=0.05)))
-    minima = lambda r: sum(1 for i, row in enumerate(r.curve)
-                           if row["valid_error"] < min([x["valid_error"] for x in r.curve[:i]], default=9))
-    assert strict.examples_seen_at_best <= plain.examples_seen_at_best
-    assert minima(plain) > 1 and strict.best_valid_error >= plain.best_valid_error
+    # the option changes only which point is kept, not how training goes
+    assert [r["valid_error"] for r in strict.curve] == [r["valid_error"] for r in plain.curve]
+    assert strict.examples_seen_at_best < plain.examples_seen_at_best
+    assert strict.best_valid_error > plain.best_valid_error
+    # Recomputed from the kept parameters: plain's minimum came after strict's kept point, so
+    # it was compared with it, and McNemar's test (computed here from counts) refuses it.
+    def errors(r):
+        return example_errors("softmax", r.scores(digits.X_valid).unsqueeze(0), torch.as_tensor(digits.y_valid))[0]
+    kept, later = errors(strict), errors(plain)
+    assert kept.mean().item() == pytest.approx(strict.best_valid_error)
+    b, c = int(((kept == 1) & (later == 0)).sum()), int(((kept == 0) & (later == 1)).sum())
+    assert b > c and _exact_tail(b, c) > 0.05
 
 
 def test_decay_is_scaled_by_minibatch_over_training_size():
