@@ -8,7 +8,7 @@ import torch
 from purelearn import MLP, Member, Training, find_learning_rate, fit
 from purelearn.data import from_arrays, prepare
 from purelearn.errors import ConfigError
-from purelearn.nn import example_errors
+from purelearn.nn import example_errors, init_member
 from purelearn.train import Patience, significant
 from purelearn.train.early_stopping import binomial_tail
 
@@ -211,6 +211,45 @@ def test_polyak_validates_the_averaged_parameters(digits):
     assert r.best_valid_error != plain.best_valid_error or not torch.equal(r.params["W0"], plain.params["W0"])
     z = r.scores(digits.X_valid).unsqueeze(0)
     assert example_errors("softmax", z, torch.as_tensor(digits.y_valid)).mean().item() == pytest.approx(r.best_valid_error)
+
+
+def _least_squares(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.3 * rng.normal(size=n)).astype(np.float32)
+    return prepare(from_arrays(X, y, task="regression"), valid=0.25, test=0.0)
+
+
+@pytest.mark.parametrize("tau, burn_in", [(math.inf, 1), (4.0, 4), (4.6, 4)])
+def test_polyak_averages_the_iterates_from_the_burn_in_on(tau, burn_in):
+    """Full-batch steps (one per epoch), validated only at the end: the kept parameters are the
+    mean of theta_s..theta_T, s = tau where the rate starts decreasing, one epoch when it is
+    constant. The iterates come from separate runs of t = 1..T steps without averaging."""
+    s = _least_squares()
+    T = 8
+    def member(epochs, polyak):
+        return Member(MLP(()), Training(lr=0.05, batch_size=len(s.X_train), tau=tau, max_epochs=epochs,
+                                        polyak=polyak, valid_every=10 ** 9, patience=10 ** 12))
+    averaged = fit(s, member(T, True))
+    initial = init_member(averaged.member.model, s.n_features, s.n_outputs, seed=0)
+    iterates = [initial] + [fit(s, member(t, False)).params for t in range(1, T + 1)]
+    def mean(first):
+        return {k: torch.stack([p[k] for p in iterates[first:]]).mean(0) for k in initial}
+    expected = mean(burn_in)
+    for k in expected:
+        assert torch.allclose(averaged.params[k], expected[k], atol=1e-6), k
+    for other in {0, 1, burn_in + 1} - {burn_in}:               # 0: from the random initial weights
+        assert not torch.allclose(averaged.params["W0"], mean(other)["W0"], atol=1e-4), other
+
+
+def test_polyak_members_with_their_own_burn_in_train_together_as_alone():
+    s = _least_squares()
+    members = [Member(MLP(()), Training(lr=0.05, batch_size=len(s.X_train), tau=tau, max_epochs=epochs, polyak=True,
+                                        valid_every=10 ** 9, patience=10 ** 12, seed=i))
+               for i, (tau, epochs) in enumerate([(2.0, 3), (math.inf, 8), (5.0, 4), (3.0, 8)])]
+    for together, m in zip(fit(s, members), members):       # members leave the population one by one
+        alone = fit(s, m)
+        assert all(torch.allclose(together.params[k], alone.params[k], atol=1e-6) for k in alone.params)
 
 
 def test_every_rule_and_penalty_trains(digits):
