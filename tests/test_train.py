@@ -264,7 +264,7 @@ def test_every_rule_and_penalty_trains(digits):
     assert kl.best_valid_error < 0.3
 
 
-def test_find_learning_rate_stops_at_the_stability_limit():
+def _stability_problem():
     """Full-batch gradient descent on least squares diverges exactly above 2 / lambda_max."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)).astype(np.float32) * np.array([3, 1, 1, 0.5, 0.2], np.float32)
@@ -272,11 +272,78 @@ def test_find_learning_rate_stops_at_the_stability_limit():
     s = prepare(from_arrays(X, y, task="regression"), valid=0.25, test=0.0)
     A = np.hstack([s.X_train, np.ones((len(s.X_train), 1))]).astype(np.float64)
     limit = 2 / np.linalg.eigvalsh(2 * A.T @ A / len(A)).max()
-    start = limit * 3 ** 2.5                      # candidates sit at limit * 3^(k + 1/2)
-    member = Member(MLP(()), Training(batch_size=len(s.X_train), max_epochs=40))
-    rate, runs = find_learning_rate(s, member, start=start, epochs=40)
-    assert rate == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
-    assert [r.diverged for r in runs[:4]] == [True, True, True, False]
+    return s, A, limit, Member(MLP(()), Training(batch_size=len(s.X_train)))
+
+
+def _rates(found, limit):
+    return [round(math.log(r.rate / limit, 3), 6) for r in found.runs]
+
+
+def test_find_learning_rate_searches_down_from_a_diverging_start():
+    s, _, limit, member = _stability_problem()
+    found = find_learning_rate(s, member, start=limit * 3 ** 2.5, epochs=40, tries=7)   # rates limit * 3^(k + 1/2)
+    assert found.direction == "down"
+    assert _rates(found, limit) == [2.5, 1.5, 0.5, -0.5]
+    assert [r.diverged for r in found.runs] == [True, True, True, False]
+    assert found.largest_stable == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+    assert found.rate == pytest.approx(limit / 3 ** 0.5 / 2, rel=1e-9)          # the chapter's factor 2
+    rate, runs = find_learning_rate(s, member, start=limit * 3 ** 2.5, epochs=40, tries=7, margin=3.0)
+    assert rate == pytest.approx(limit / 3 ** 1.5, rel=1e-9) and len(runs) == 4
+
+
+def test_find_learning_rate_searches_up_from_a_stable_start():
+    s, _, limit, member = _stability_problem()
+    found = find_learning_rate(s, member, start=limit / 3 ** 2.5, epochs=40, tries=7)
+    assert found.direction == "up"
+    assert _rates(found, limit) == [-2.5, -1.5, -0.5, 0.5]         # up to the first that diverges
+    assert [r.diverged for r in found.runs] == [False, False, False, True]
+    assert found.largest_stable == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+    assert found.rate == pytest.approx(limit / 3 ** 0.5 / 2, rel=1e-9)
+    # the criteria: every run starts from the same initial parameters; stable ones end lower
+    assert len({r.start_criterion for r in found.runs}) == 1
+    assert all(r.end_criterion < r.start_criterion for r in found.runs[:3])
+
+
+def test_a_rate_whose_criterion_rises_less_than_tenfold_has_diverged():
+    """Just above the limit the loss grows slowly: after 4 steps it is above its start but
+    within the engine's 10x divergence rule. The search counts it as diverged, from criteria
+    that match a hand computation of the 4 steps."""
+    s, A, limit, member = _stability_problem()
+    found = find_learning_rate(s, member, start=limit * 1.1, epochs=4, tries=3)
+    first = found.runs[0]
+    assert first.result.stopped_because == "budget"                 # the engine did not stop it
+    p0 = init_member(first.result.member.model, 5, 1, seed=0)
+    w = np.concatenate([p0["W0"].numpy().ravel(), p0["b0"].numpy().ravel()]).astype(np.float64)
+    t = s.y_train.ravel().astype(np.float64)
+    loss = lambda w: np.mean((A @ w - t) ** 2)
+    start = loss(w)
+    for _ in range(4):
+        w = w - first.rate * 2 * A.T @ (A @ w - t) / len(A)
+    assert first.start_criterion == pytest.approx(start, rel=1e-5)
+    assert first.end_criterion == pytest.approx(loss(w), rel=1e-4)
+    assert start < first.end_criterion < 10 * start and first.diverged
+    assert [r.diverged for r in found.runs] == [True, False] and found.largest_stable == pytest.approx(limit * 1.1 / 3)
+
+
+def test_find_learning_rate_trains_its_candidates_as_populations(monkeypatch):
+    import purelearn.train.lr_search as lr_search
+    s, _, limit, member = _stability_problem()
+    sizes = []
+    def counted(splits, members, **kw):
+        sizes.append(len(members))
+        return fit(splits, members, **kw)
+    monkeypatch.setattr(lr_search, "fit", counted)
+    found = find_learning_rate(s, member, start=limit * 3 ** 6.5, epochs=40, tries=5)
+    assert sizes == [5, 5]                 # 3^(6.5 +- 2), then 3^4.5 .. 3^0.5: two populations
+    assert _rates(found, limit) == [6.5, 5.5, 4.5, 3.5, 2.5, 1.5, 0.5, -0.5]
+    with pytest.raises(ConfigError, match="every rate down to"):
+        find_learning_rate(s, member, start=limit * 3 ** 6.5, epochs=40, tries=3, rounds=2)
+    with pytest.raises(ConfigError, match="no rate up to"):
+        find_learning_rate(s, member, start=limit / 3 ** 6.5, epochs=40, tries=3, rounds=1)
+    with pytest.raises(ConfigError, match="factor > 1"):
+        find_learning_rate(s, member, factor=1.0)
+    with pytest.raises(ConfigError, match="train.lr"):                # the member is checked first
+        find_learning_rate(s, replace(member, train=replace(member.train, lr=-1.0)))
 
 
 def test_bad_training_settings_are_refused(digits):
