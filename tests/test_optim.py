@@ -113,6 +113,35 @@ def test_polyak_average_is_the_mean_of_the_iterates(grads_seq):
     assert torch.allclose(avg["w"], torch.stack(seen).mean(0), atol=1e-6)
 
 
+def test_polyak_average_starts_after_the_burn_in(grads_seq):
+    """Each member's average is its current parameters until its burn-in step s, then the mean
+    of theta_s..theta_t; s = 0 averages from the initial parameters."""
+    P = 3
+    params = {"w": torch.randn(P, 3, 4)}
+    start = torch.tensor([0.0, 2.0, 5.0]).view(P, 1, 1)
+    avg, seen = optim.polyak_init(params), [params["w"].clone()]
+    for t, g in enumerate(grads_seq[:4], start=1):
+        params["w"] -= 0.1 * g[:1].expand(P, 3, 4)
+        optim.polyak_update(avg, params, t, start)
+        seen.append(params["w"].clone())
+    assert torch.equal(avg["w"][2], seen[4][2])                 # burn-in not over: the parameters themselves
+    for t, g in enumerate(grads_seq[4:], start=5):
+        params["w"] -= 0.1 * g[:1].expand(P, 3, 4)
+        optim.polyak_update(avg, params, t, start)
+        seen.append(params["w"].clone())
+    iterates = torch.stack(seen)                                 # theta_0..theta_6
+    for p, s in enumerate((0, 2, 5)):
+        assert torch.allclose(avg["w"][p], iterates[s:, p].mean(0), atol=1e-6), s
+    assert not torch.allclose(avg["w"][1], iterates[:, 1].mean(0), atol=1e-3)
+    assert not torch.allclose(avg["w"][2], iterates[1:, 2].mean(0), atol=1e-3)
+
+
+def test_polyak_burn_in_ends_where_the_rate_starts_decreasing():
+    tau = torch.tensor([math.inf, 7.0, 7.6, 0.5])
+    assert optim.polyak_start(tau, steps_per_epoch=34).flatten().tolist() == [34.0, 7.0, 7.0, 1.0]
+    assert optim.polyak_start(tau, 34).shape == (4, 1, 1)
+
+
 def test_select_keeps_members_of_every_state_tensor(grads_seq):
     rule = optim.chain(optim.momentum(optim.per_member([0.1, 0.9], 2)), optim.adagrad())
     state = rule.init({"w": torch.ones(2, 3, 4)})

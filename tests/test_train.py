@@ -1,3 +1,4 @@
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 from purelearn import MLP, Member, Training, find_learning_rate, fit
 from purelearn.data import from_arrays, prepare
 from purelearn.errors import ConfigError
-from purelearn.nn import example_errors, predict_scores
+from purelearn.nn import example_errors, init_member, predict_scores
 from purelearn.train import Patience, significant
+from purelearn.train.early_stopping import binomial_tail
 
 
 def _mixed_members():
@@ -67,10 +69,12 @@ def test_same_seed_same_result_bitwise(digits):
     m = Member(MLP((32,)), Training(lr=0.1, momentum=0.5, max_epochs=2, seed=3))
     a, b = fit(digits, m), fit(digits, m)
     assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
-    assert a.curve == [dict(r, seconds=r["seconds"]) for r in a.curve]
-    assert [r["valid_loss"] for r in a.curve] == [r["valid_loss"] for r in b.curve]
+    # two independent runs: every recorded number but the clock is the same, bit for bit
+    untimed = lambda curve: [{k: v for k, v in row.items() if k != "seconds"} for row in curve]
+    assert len(a.curve) > 2 and untimed(a.curve) == untimed(b.curve)
     c = fit(digits, replace(m, train=replace(m.train, seed=4)))
     assert not torch.equal(a.params["W0"], c.params["W0"])
+    assert [r["valid_loss"] for r in c.curve] != [r["valid_loss"] for r in a.curve]
 
 
 def _noisy_overfit_data():
@@ -108,26 +112,85 @@ def test_patience_rule_multiplicative_and_additive():
     assert p.exhausted(ids, 120).tolist() == [True, False]
 
 
-def test_significance_test_of_a_new_minimum():
-    n = 1000
-    best = torch.zeros(3, n)
-    best[:, :100] = 1                                    # 10% error
-    new = best.clone()
-    new[0, :2] = 0                                       # 2 fewer errors: not significant
-    new[1, :40] = 0                                      # 40 fewer: significant
-    new[2] = 1                                           # worse
-    assert significant(best, new, np.array([0.05] * 3)).tolist() == [False, True, False]
-    assert significant(torch.full((1, n), float("inf")), new[:1], np.array([0.05])).tolist() == [True]
+def _discordant(b: int, c: int, n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example 0/1 errors [n] before and after: b examples fixed, c broken, 5 wrong in both."""
+    best, new = torch.zeros(n), torch.zeros(n)
+    best[:b] = 1                                  # wrong before, right now
+    new[b:b + c] = 1                              # right before, wrong now
+    best[b + c:b + c + 5] = new[b + c:b + c + 5] = 1
+    return best, new
 
 
-def test_significance_makes_fewer_minima(digits):
-    base = Member(MLP((32,)), Training(lr=0.05, max_epochs=6, valid_every=300))
+def _exact_tail(b: int, c: int) -> float:
+    """P(X >= b), X ~ Binomial(b + c, 1/2), from whole-number counts."""
+    return sum(math.comb(b + c, j) for j in range(b, b + c + 1)) / 2 ** (b + c)
+
+
+def _enumerated_tail(b: int, c: int) -> float:
+    """The same, by enumerating every way the b + c discordant examples could have fallen."""
+    n = b + c
+    return sum(bin(w).count("1") >= b for w in range(2 ** n)) / 2 ** n
+
+
+MCNEMAR = [(3, 0), (6, 0), (5, 0), (4, 1), (7, 2), (9, 3), (2, 8), (1, 1), (10, 4), (0, 3)]
+
+
+def test_significance_is_mcnemars_exact_test():
+    for b, c in MCNEMAR:
+        assert _exact_tail(b, c) == pytest.approx(_enumerated_tail(b, c), rel=1e-12)
+    pairs = [_discordant(b, c) for b, c in MCNEMAR]
+    best, new = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    tails = binomial_tail(torch.tensor([b for b, _ in MCNEMAR]), torch.tensor([b + c for b, c in MCNEMAR]))
+    assert tails.tolist() == pytest.approx([_exact_tail(b, c) for b, c in MCNEMAR], rel=1e-10)
+    for level in (0.01, 0.05, 0.2):
+        expected = [_exact_tail(b, c) <= level for b, c in MCNEMAR]
+        assert significant(best, new, np.full(len(MCNEMAR), level)).tolist() == expected, level
+    # 3 fewer errors and none new: p = 1/8, refused at 5% (a z-test accepts it); 6 and none: 1/64
+    assert _exact_tail(3, 0) == 0.125 and _exact_tail(6, 0) == 1 / 64
+    assert significant(best[:2], new[:2], np.array([0.05, 0.05])).tolist() == [False, True]
+    # one level per member
+    assert significant(best[:2], new[:2], np.array([0.2, 0.01])).tolist() == [True, False]
+
+
+def test_significance_far_in_the_tail_and_its_edge_cases():
+    # large counts: the exact tail is far below what a float sum of probabilities could hold
+    b, c = 900, 100
+    exact = _exact_tail(b, c)
+    assert exact < 1e-150
+    assert binomial_tail(torch.tensor([b]), torch.tensor([b + c])).item() == pytest.approx(exact, rel=1e-9)
+    assert binomial_tail(torch.tensor([480]), torch.tensor([1000])).item() == pytest.approx(_exact_tail(480, 520),
+                                                                                           rel=1e-9)
+    same = torch.zeros(2, 50)
+    same[:, :7] = 1
+    assert significant(same, same.clone(), np.array([0.4, 0.4])).tolist() == [False, False]   # no discordant one
+    first = torch.full((1, 50), float("inf"))
+    assert significant(first, same[:1], np.array([0.01])).tolist() == [True]             # no finite best yet
+    # errors that are not 0/1 (fractions of wrong labels): the sign of each change counts
+    before = torch.tensor([[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.25]])
+    after = torch.tensor([[0.0, 0.25, 0.0, 0.25, 0.0, 0.25, 0.0, 0.25]])
+    assert significant(before, after, np.array([0.016])).tolist() == [True]      # 6 better, none worse: 1/64
+    assert significant(before, after, np.array([0.015])).tolist() == [False]
+
+
+def test_significance_changes_which_minimum_is_kept(digits):
+    """With the test on, a later and lower validation minimum is refused when its gain over the
+    kept point is not significant: the kept point is then an earlier one."""
+    base = Member(MLP((32,)), Training(lr=0.1, max_epochs=6, valid_every=300))
     plain = fit(digits, base)
     strict = fit(digits, replace(base, train=replace(base.train, significance=0.05)))
-    minima = lambda r: sum(1 for i, row in enumerate(r.curve)
-                           if row["valid_error"] < min([x["valid_error"] for x in r.curve[:i]], default=9))
-    assert strict.examples_seen_at_best <= plain.examples_seen_at_best
-    assert minima(plain) > 1 and strict.best_valid_error >= plain.best_valid_error
+    # the option changes only which point is kept, not how training goes
+    assert [r["valid_error"] for r in strict.curve] == [r["valid_error"] for r in plain.curve]
+    assert strict.examples_seen_at_best < plain.examples_seen_at_best
+    assert strict.best_valid_error > plain.best_valid_error
+    # Recomputed from the kept parameters: plain's minimum came after strict's kept point, so
+    # it was compared with it, and McNemar's test (computed here from counts) refuses it.
+    def errors(r):
+        z = predict_scores(r.params, digits.X_valid, r.member.model.activation).unsqueeze(0)
+        return example_errors("softmax", z, torch.as_tensor(digits.y_valid))[0]
+    kept, later = errors(strict), errors(plain)
+    assert kept.mean().item() == pytest.approx(strict.best_valid_error)
+    b, c = int(((kept == 1) & (later == 0)).sum()), int(((kept == 0) & (later == 1)).sum())
+    assert b > c and _exact_tail(b, c) > 0.05
 
 
 def test_decay_is_scaled_by_minibatch_over_training_size():
@@ -144,6 +207,34 @@ def test_decay_is_scaled_by_minibatch_over_training_size():
     assert torch.allclose(r.params["W0"], w0 * shrink, atol=1e-6)
 
 
+def _zero_data(n_total=130, n_in=3, n_out=2):
+    data = from_arrays(np.zeros((n_total, n_in), np.float32), np.zeros((n_total, n_out), np.float32), task="regression")
+    return prepare(data, valid=0.2, test=0.0)
+
+
+def test_per_layer_decay_and_rates_map_to_their_layers_output_last():
+    """Zero inputs and targets give zero gradients, so over one epoch of SGD each weight layer l
+    only decays, by prod(1 - 2 lr s_l lambda_l B_i / T) with its own lambda_l and rate factor
+    s_l; the values are listed input layer first, output last. Reversed, every layer fails."""
+    s = _zero_data()
+    T, B, lr = len(s.X_train), 16, 0.1
+    model = MLP((4, 3))
+    l2, scale = (0.1, 0.0, 0.5), (1.0, 0.5, 0.25)
+    r = fit(s, Member(model, Training(lr=lr, batch_size=B, l2=l2, lr_scale=scale, max_epochs=1, valid_every=T)))
+    w0 = init_member(r.member.model, 3, 2, seed=0)
+    for l in range(3):
+        shrink = np.prod([1 - 2 * lr * scale[l] * l2[l] * min(B, T - i) / T for i in range(0, T, B)])
+        assert torch.allclose(r.params[f"W{l}"], w0[f"W{l}"] * float(shrink), atol=1e-6), l
+    assert torch.equal(r.params["W1"], w0["W1"])                  # lambda = 0 on the middle layer
+    # L1: w moves toward 0 by lr * s_l * lambda_l per epoch (sum of B_i / T = 1), output layer only
+    l1 = (0.0, 0.0, 0.04)
+    r = fit(s, Member(model, Training(lr=lr, batch_size=B, l1=l1, lr_scale=scale, max_epochs=1, valid_every=T)))
+    step = lr * scale[2] * l1[2]
+    assert torch.equal(r.params["W0"], w0["W0"]) and torch.equal(r.params["W1"], w0["W1"])
+    assert (w0["W2"].abs() > 2 * step).all()                      # no weight crosses 0 on the way
+    assert torch.allclose(r.params["W2"], w0["W2"] - step * w0["W2"].sign(), atol=1e-6)
+
+
 def test_polyak_validates_the_averaged_parameters(digits):
     m = Member(MLP((32,)), Training(lr=0.1, max_epochs=2, polyak=True, seed=1))
     r = fit(digits, m)
@@ -153,19 +244,145 @@ def test_polyak_validates_the_averaged_parameters(digits):
     assert example_errors("softmax", z, torch.as_tensor(digits.y_valid)).mean().item() == pytest.approx(r.best_valid_error)
 
 
-def test_every_rule_and_penalty_trains(digits):
-    variants = [dict(optimizer="adam", lr=1e-3), dict(optimizer="adagrad", lr=0.05),
-                dict(momentum=0.9, momentum_form="nesterov"), dict(tau=200.0, alpha=0.5),
-                dict(adaptive_tau=0.05), dict(l1=1e-3, decay_biases=True), dict(lr_scale=(0.5, 1.0)),
-                dict(sparsity="student_t", sparsity_coef=0.01), dict(sparsity="l1", sparsity_coef=0.01)]
-    results = fit(digits, [Member(MLP((32,)), Training(**dict(dict(lr=0.05, max_epochs=3), **v))) for v in variants])
-    for v, r in zip(variants, results):
-        assert r.best_valid_error < 0.25, v
-    kl = fit(digits, Member(MLP((32,), "sigmoid"), Training(lr=0.2, max_epochs=3, sparsity="kl", sparsity_coef=0.1)))
-    assert kl.best_valid_error < 0.3
+def _least_squares(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.3 * rng.normal(size=n)).astype(np.float32)
+    return prepare(from_arrays(X, y, task="regression"), valid=0.25, test=0.0)
 
 
-def test_find_learning_rate_stops_at_the_stability_limit():
+@pytest.mark.parametrize("tau, burn_in", [(math.inf, 1), (4.0, 4), (4.6, 4)])
+def test_polyak_averages_the_iterates_from_the_burn_in_on(tau, burn_in):
+    """Full-batch steps (one per epoch), validated only at the end: the kept parameters are the
+    mean of theta_s..theta_T, s = tau where the rate starts decreasing, one epoch when it is
+    constant. The iterates come from separate runs of t = 1..T steps without averaging."""
+    s = _least_squares()
+    T = 8
+    def member(epochs, polyak):
+        return Member(MLP(()), Training(lr=0.05, batch_size=len(s.X_train), tau=tau, max_epochs=epochs,
+                                        polyak=polyak, valid_every=10 ** 9, patience=10 ** 12))
+    averaged = fit(s, member(T, True))
+    initial = init_member(averaged.member.model, s.n_features, s.n_outputs, seed=0)
+    iterates = [initial] + [fit(s, member(t, False)).params for t in range(1, T + 1)]
+    def mean(first):
+        return {k: torch.stack([p[k] for p in iterates[first:]]).mean(0) for k in initial}
+    expected = mean(burn_in)
+    for k in expected:
+        assert torch.allclose(averaged.params[k], expected[k], atol=1e-6), k
+    for other in {0, 1, burn_in + 1} - {burn_in}:               # 0: from the random initial weights
+        assert not torch.allclose(averaged.params["W0"], mean(other)["W0"], atol=1e-4), other
+
+
+def test_polyak_members_with_their_own_burn_in_train_together_as_alone():
+    s = _least_squares()
+    members = [Member(MLP(()), Training(lr=0.05, batch_size=len(s.X_train), tau=tau, max_epochs=epochs, polyak=True,
+                                        valid_every=10 ** 9, patience=10 ** 12, seed=i))
+               for i, (tau, epochs) in enumerate([(2.0, 3), (math.inf, 8), (5.0, 4), (3.0, 8)])]
+    for together, m in zip(fit(s, members), members):       # members leave the population one by one
+        alone = fit(s, m)
+        assert all(torch.allclose(together.params[k], alone.params[k], atol=1e-6) for k in alone.params)
+
+
+REFERENCE_SPARSITY = {"l1": lambda h, rho: h.abs().mean(0), "student_t": lambda h, rho: torch.log1p(h ** 2).mean(0),
+                      "kl": lambda h, rho: (lambda m: rho * torch.log(rho / m) + (1 - rho) * torch.log((1 - rho) / (1 - m)))(
+                          h.mean(0).clamp(1e-6, 1 - 1e-6))}
+
+
+def _reference_run(splits, member, epochs):
+    """An independent trainer for one member, in float64 with torch.autograd and torch.optim:
+    the member's own initialization and example order, the penalties added to the minibatch
+    criterion (decay scaled by B'/T), the rate of eq. (2) set before every step (tau from the
+    adaptive rule at the end of an epoch), per-layer rates as parameter groups. Returns the
+    last parameters and the tau reached."""
+    t, model = member.train, member.model
+    params = {k: v.double().requires_grad_() for k, v in
+              init_member(model, splits.n_features, splits.n_outputs, t.seed).items()}
+    n_layers = len(params) // 2
+    groups = [{"params": [params[f"W{l}"], params[f"b{l}"]], "scale": t.lr_scale[l]} for l in range(n_layers)]
+    if t.optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=t.lr, eps=1e-8)
+    elif t.optimizer == "adagrad":
+        opt = torch.optim.Adagrad(groups, lr=t.lr, eps=1e-8)
+    elif t.momentum and t.momentum_form == "average":
+        opt = None                                        # the chapter's g_bar, written out below
+        g_bar = {k: torch.zeros_like(p) for k, p in params.items()}
+    else:
+        opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum_form == "nesterov")
+    X, y = torch.as_tensor(splits.X_train, dtype=torch.float64), torch.as_tensor(splits.y_train)
+    T, act = len(X), {"tanh": torch.tanh, "sigmoid": torch.sigmoid}[model.activation]
+    order_rng, tau, previous, step = np.random.default_rng([t.seed, 1]), t.tau, math.nan, 0
+    for _ in range(epochs):
+        order, total, count = order_rng.permutation(T), 0.0, 0
+        for s in range(0, T, t.batch_size):
+            step += 1
+            idx = torch.as_tensor(order[s:s + t.batch_size])
+            h, hidden = X[idx], []
+            for l in range(n_layers):
+                z = h @ params[f"W{l}"].T + params[f"b{l}"]
+                h = act(z) if l < n_layers - 1 else z
+                hidden.append(h)
+            criterion = torch.nn.functional.cross_entropy(z, y[idx])
+            if t.sparsity != "none":
+                criterion = criterion + t.sparsity_coef * sum(
+                    REFERENCE_SPARSITY[t.sparsity](h, t.sparsity_target).sum() for h in hidden[:-1])
+            total, count = total + criterion.item(), count + 1
+            share = len(idx) / T
+            decay = sum(share * (t.l2[l] * (p ** 2).sum() + t.l1[l] * p.abs().sum())
+                        for name, p in params.items() for l in [int(name[1:])]
+                        if name.startswith("W") or t.decay_biases)
+            grads = torch.autograd.grad(criterion + decay, list(params.values()))
+            rate = t.lr * (tau / max(step, tau)) ** t.alpha if math.isfinite(tau) else t.lr
+            with torch.no_grad():
+                if opt is None:
+                    for (name, p), g in zip(params.items(), grads):
+                        g_bar[name] = t.momentum * g_bar[name] + (1 - t.momentum) * g
+                        p -= rate * t.lr_scale[int(name[1:])] * g_bar[name]
+                else:
+                    for p, g in zip(params.values(), grads):
+                        p.grad = g
+                    for group in opt.param_groups:
+                        group["lr"] = rate * group["scale"]
+                    opt.step()
+        criterion = total / count                         # the epoch's mean minibatch criterion
+        if t.adaptive_tau > 0 and math.isinf(tau) and (previous - criterion) / abs(previous) < t.adaptive_tau:
+            tau = float(step)
+        previous = criterion
+    return {k: p.detach() for k, p in params.items()}, tau
+
+
+RULES = [dict(optimizer="adam", lr=1e-3), dict(optimizer="adagrad", lr=0.05),
+         dict(momentum=0.9, momentum_form="nesterov"), dict(momentum=0.5, momentum_form="classical"),
+         dict(momentum=0.5), dict(tau=40.0, alpha=0.5), dict(adaptive_tau=0.5),
+         dict(l1=1e-3, decay_biases=True), dict(l2=(1e-2, 1e-3)), dict(lr_scale=(0.5, 1.0)),
+         dict(sparsity="student_t", sparsity_coef=0.01), dict(sparsity="l1", sparsity_coef=0.01),
+         dict(model=MLP((32,), "sigmoid"), lr=0.2, sparsity="kl", sparsity_coef=0.1)]
+
+
+def test_every_rule_and_penalty_matches_an_independent_trainer(digits):
+    """Each update rule, schedule and penalty of the engine, trained 3 epochs (102 steps) and
+    validated only at the end, ends where a float64 trainer written with torch.optim and
+    autograd ends."""
+    epochs = 3
+    def member(v):
+        v = dict(v)
+        model = v.pop("model", MLP((32,)))
+        return Member(model, Training(**dict(dict(lr=0.05, max_epochs=epochs, valid_every=10 ** 9), **v)))
+    threads = torch.get_num_threads()
+    # Hundreds of tiny operations: on a shared machine a second thread mostly waits for the first.
+    torch.set_num_threads(1)
+    try:
+        results = fit(digits, [member(v) for v in RULES])
+        references = [_reference_run(digits, r.member, epochs) for r in results]
+    finally:
+        torch.set_num_threads(threads)
+    for v, r, (expected, tau) in zip(RULES, results, references):
+        if "adaptive_tau" in v:
+            assert tau == 68                              # the decrease started after 2 epochs of 34 steps
+        for k in expected:
+            assert torch.allclose(r.params[k].double(), expected[k], atol=2e-5, rtol=0), (v, k)
+
+
+def _stability_problem():
     """Full-batch gradient descent on least squares diverges exactly above 2 / lambda_max."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)).astype(np.float32) * np.array([3, 1, 1, 0.5, 0.2], np.float32)
@@ -173,11 +390,78 @@ def test_find_learning_rate_stops_at_the_stability_limit():
     s = prepare(from_arrays(X, y, task="regression"), valid=0.25, test=0.0)
     A = np.hstack([s.X_train, np.ones((len(s.X_train), 1))]).astype(np.float64)
     limit = 2 / np.linalg.eigvalsh(2 * A.T @ A / len(A)).max()
-    start = limit * 3 ** 2.5                      # candidates sit at limit * 3^(k + 1/2)
-    member = Member(MLP(()), Training(batch_size=len(s.X_train), max_epochs=40))
-    rate, runs = find_learning_rate(s, member, start=start, epochs=40)
-    assert rate == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
-    assert [r.diverged for r in runs[:4]] == [True, True, True, False]
+    return s, A, limit, Member(MLP(()), Training(batch_size=len(s.X_train)))
+
+
+def _rates(found, limit):
+    return [round(math.log(r.rate / limit, 3), 6) for r in found.runs]
+
+
+def test_find_learning_rate_searches_down_from_a_diverging_start():
+    s, _, limit, member = _stability_problem()
+    found = find_learning_rate(s, member, start=limit * 3 ** 2.5, epochs=40, tries=7)   # rates limit * 3^(k + 1/2)
+    assert found.direction == "down"
+    assert _rates(found, limit) == [2.5, 1.5, 0.5, -0.5]
+    assert [r.diverged for r in found.runs] == [True, True, True, False]
+    assert found.largest_stable == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+    assert found.rate == pytest.approx(limit / 3 ** 0.5 / 2, rel=1e-9)          # the chapter's factor 2
+    rate, runs = find_learning_rate(s, member, start=limit * 3 ** 2.5, epochs=40, tries=7, margin=3.0)
+    assert rate == pytest.approx(limit / 3 ** 1.5, rel=1e-9) and len(runs) == 4
+
+
+def test_find_learning_rate_searches_up_from_a_stable_start():
+    s, _, limit, member = _stability_problem()
+    found = find_learning_rate(s, member, start=limit / 3 ** 2.5, epochs=40, tries=7)
+    assert found.direction == "up"
+    assert _rates(found, limit) == [-2.5, -1.5, -0.5, 0.5]         # up to the first that diverges
+    assert [r.diverged for r in found.runs] == [False, False, False, True]
+    assert found.largest_stable == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+    assert found.rate == pytest.approx(limit / 3 ** 0.5 / 2, rel=1e-9)
+    # the criteria: every run starts from the same initial parameters; stable ones end lower
+    assert len({r.start_criterion for r in found.runs}) == 1
+    assert all(r.end_criterion < r.start_criterion for r in found.runs[:3])
+
+
+def test_a_rate_whose_criterion_rises_less_than_tenfold_has_diverged():
+    """Just above the limit the loss grows slowly: after 4 steps it is above its start but
+    within the engine's 10x divergence rule. The search counts it as diverged, from criteria
+    that match a hand computation of the 4 steps."""
+    s, A, limit, member = _stability_problem()
+    found = find_learning_rate(s, member, start=limit * 1.1, epochs=4, tries=3)
+    first = found.runs[0]
+    assert first.result.stopped_because == "budget"                 # the engine did not stop it
+    p0 = init_member(first.result.member.model, 5, 1, seed=0)
+    w = np.concatenate([p0["W0"].numpy().ravel(), p0["b0"].numpy().ravel()]).astype(np.float64)
+    t = s.y_train.ravel().astype(np.float64)
+    loss = lambda w: np.mean((A @ w - t) ** 2)
+    start = loss(w)
+    for _ in range(4):
+        w = w - first.rate * 2 * A.T @ (A @ w - t) / len(A)
+    assert first.start_criterion == pytest.approx(start, rel=1e-5)
+    assert first.end_criterion == pytest.approx(loss(w), rel=1e-4)
+    assert start < first.end_criterion < 10 * start and first.diverged
+    assert [r.diverged for r in found.runs] == [True, False] and found.largest_stable == pytest.approx(limit * 1.1 / 3)
+
+
+def test_find_learning_rate_trains_its_candidates_as_populations(monkeypatch):
+    import purelearn.train.lr_search as lr_search
+    s, _, limit, member = _stability_problem()
+    sizes = []
+    def counted(splits, members, **kw):
+        sizes.append(len(members))
+        return fit(splits, members, **kw)
+    monkeypatch.setattr(lr_search, "fit", counted)
+    found = find_learning_rate(s, member, start=limit * 3 ** 6.5, epochs=40, tries=5)
+    assert sizes == [5, 5]                 # 3^(6.5 +- 2), then 3^4.5 .. 3^0.5: two populations
+    assert _rates(found, limit) == [6.5, 5.5, 4.5, 3.5, 2.5, 1.5, 0.5, -0.5]
+    with pytest.raises(ConfigError, match="every rate down to"):
+        find_learning_rate(s, member, start=limit * 3 ** 6.5, epochs=40, tries=3, rounds=2)
+    with pytest.raises(ConfigError, match="no rate up to"):
+        find_learning_rate(s, member, start=limit / 3 ** 6.5, epochs=40, tries=3, rounds=1)
+    with pytest.raises(ConfigError, match="factor > 1"):
+        find_learning_rate(s, member, factor=1.0)
+    with pytest.raises(ConfigError, match="train.lr"):                # the member is checked first
+        find_learning_rate(s, replace(member, train=replace(member.train, lr=-1.0)))
 
 
 def test_bad_training_settings_are_refused(digits):

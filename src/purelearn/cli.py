@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="override a config key with a TOML value, e.g. --set model.hidden=[256,256]")
     train.add_argument("--seed", type=int, help="shorthand for --set train.seed=N")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    train.add_argument("--find-lr", action="store_true",
+                       help="first search the learning rate (§2.1: the largest that does not diverge, by "
+                            "factors of 3, halved), print the rates tried, then train with it")
     tune = commands.add_parser("tune", help="search hyper-parameters; the study is kept in a store",
                                description="Search the [search.space] of a config; running again extends or "
                                            "resumes the same study.")
@@ -96,19 +100,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args) -> int:
-    from .train import check_member, fit, resolve_device
+    from .train import check_member, find_learning_rate, fit, resolve_device
     from .train.memory import default_memory_limit
 
     overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
     config = load_config(args.config, overrides)
     splits = config.data.splits()
     member, device = check_member(config.member(), splits), resolve_device(config.device)
+    search = None
+    if args.find_lr:
+        search = find_learning_rate(splits, member, device=device)
+        show_rate_search(search, sys.stderr)
+        config = config.with_values({"train.lr": search.rate})
+        member = check_member(config.member(), splits)
     show = Progress(sys.stderr)
     print(f"training on {splits.name}: {len(splits.X_train)} train / {len(splits.X_valid)} valid examples, "
           f"{splits.n_features} features -> {splits.n_outputs} outputs", file=sys.stderr)
     result = fit(splits, member, device=device, progress=show, memory_limit=default_memory_limit(device.type))
     show.close()
     summary = result.summary() | {"config": config.to_dict()}
+    if search is not None:
+        summary["lr_search"] = {"rate": search.rate, "largest_stable": search.largest_stable,
+                                "runs": [{"rate": r.rate, "start_criterion": _finite(r.start_criterion),
+                                          "end_criterion": _finite(r.end_criterion), "diverged": r.diverged}
+                                         for r in search.runs]}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -116,6 +131,24 @@ def train_command(args) -> int:
               f"after {result.examples_seen_at_best:,} examples; stopped by {result.stopped_because} "
               f"after {result.examples_seen:,} examples in {result.seconds:.1f} s")
     return 0
+
+
+def _finite(v: float) -> float | None:
+    # JSON has no NaN or infinity: a diverged run's criterion is written as null
+    return v if math.isfinite(v) else None
+
+
+def show_rate_search(search, stream) -> None:
+    """The learning-rate search's path: each rate with its training criterion at the start and
+    after the short run, and the rate chosen."""
+    print(f"learning-rate search (§2.1): the training criterion before and after a short run, "
+          f"{'up' if search.direction == 'up' else 'down'} by factors of 3", file=stream)
+    print(f"{'lr':>10}  {'start':>10}  {'end':>10}", file=stream)
+    for r in search.runs:
+        print(f"{r.rate:>10.4g}  {r.start_criterion:>10.4f}  {r.end_criterion:>10.4f}  "
+              f"{'diverged' if r.diverged else 'stable'}", file=stream)
+    print(f"largest stable lr {search.largest_stable:.4g}; training with lr = {search.rate:.4g} "
+          f"({search.largest_stable / search.rate:.3g}x below it)", file=stream)
 
 
 class StatusLine:

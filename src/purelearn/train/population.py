@@ -6,7 +6,8 @@ MLP's own, derived by hand (``nn.backprop``), with plain SGD fused into it; auto
 for criteria with a sparsity penalty. Each member draws its own initialization and example order
 from its own seed, so it ends the same alone or in any population. Members early-stop or diverge
 on their own and then leave the batch (the stacked tensors are compacted), so a long-lived
-member doesn't keep the others' slots computing.
+member doesn't keep the others' slots computing. With Polyak averaging, validation sees the mean
+of the iterates from each member's burn-in on (``optim.polyak_start``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ class Population:
         self.state = self.rule.init(self.params)
         self.schedule = optim.Schedule(*(_column(members, k) for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
         self.average = optim.polyak_init(self.params) if self.hp.polyak else None
+        # the average is the parameters themselves until each member's burn-in ends
+        self.polyak_start = (optim.polyak_start(self.schedule.tau, -(-data.n_train // self.hp.batch_size))
+                             if self.hp.polyak else None)
         self.sparsity_coef = _column(members, "sparsity_coef").to(dev)
         self.sparsity_target = _column(members, "sparsity_target").to(dev)
         self.patience = Patience(_values(members, "patience"), _values(members, "patience_increase"),
@@ -174,7 +178,7 @@ class Population:
                                            decay_scale=X.shape[1] / self.data.n_train)
                 optim.descend(self.params, updates, rates)
             if self.average is not None:
-                optim.polyak_update(self.average, self.params, step)
+                optim.polyak_update(self.average, self.params, step, self.polyak_start)
         return losses, criterion
 
     def _minibatch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,6 +296,7 @@ class Population:
         self.schedule.select(keep)
         if self.average is not None:
             self.average = optim.select(self.average, keep)
+            self.polyak_start = self.polyak_start.index_select(0, keep)
         if self.masks is not None:
             self.masks = optim.select(self.masks, keep)
             self.forward_masks = self.masks if self.forward_masks is not None else None
