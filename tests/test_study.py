@@ -1,4 +1,5 @@
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -157,37 +158,62 @@ def test_ctrl_c_marks_running_trials_interrupted(tmp_path, workers):
     assert "running" not in statuses and statuses.count("complete") >= 2 and "interrupted" in statuses
 
 
-def test_cli_study_end_to_end(tmp_path):
+def _main(capsys, *args):
+    """The command line, in this process: (exit code, stdout, stderr)."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_study_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     cfg = _config(tmp_path, trials=8)
-    run = _cli("tune", str(cfg), "--json", "--evaluate-test", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    summary = json.loads(run.stdout)
+    code, out, err = _main(capsys, "tune", str(cfg), "--json", "--evaluate-test")
+    assert code == 0, err
+    summary = json.loads(out)
     assert summary["trials"] == 8 and summary["complete"] == 8 and summary["best_value"] < 0.3
     assert 0 <= summary["test_error"] < 0.3 and summary["test_evaluations"] == 1
     assert set(summary["best_params"]) >= {"train.lr", "model.units"}
-    assert "trials 8/8 done" in run.stderr
-    assert summary["schedule"] and f"schedule: {summary['schedule']}" in run.stderr   # said in one line
+    assert "trials 8/8 done" in err
+    assert summary["schedule"] and f"schedule: {summary['schedule']}" in err   # said in one line
 
-    again = _cli("tune", str(cfg), "--evaluate-test", cwd=tmp_path)
-    assert again.returncode == 2 and "already read its test split" in again.stderr
-    forced = _cli("tune", str(cfg), "--json", "--evaluate-test", "--force", cwd=tmp_path)
-    assert json.loads(forced.stdout)["test_evaluations"] == 2
+    code, _, err = _main(capsys, "tune", str(cfg), "--evaluate-test")
+    assert code == 2 and "already read its test split" in err
+    code, out, _ = _main(capsys, "tune", str(cfg), "--json", "--evaluate-test", "--force")
+    assert json.loads(out)["test_evaluations"] == 2
 
     db = tmp_path / "runs" / "digits-search.db"
-    listing = _cli("trials", str(db), "--json")
-    rows = json.loads(listing.stdout)
+    rows = json.loads(_main(capsys, "trials", str(db), "--json")[1])
     assert len(rows) == 8 and [r["value"] for r in rows] == sorted(r["value"] for r in rows)
-    best = _cli("best", str(db))
-    (tmp_path / "best.toml").write_text(best.stdout)
-    retrain = _cli("train", str(tmp_path / "best.toml"), "--json")
-    assert retrain.returncode == 0, retrain.stderr
-    assert json.loads(retrain.stdout)["best_valid_error"] == pytest.approx(summary["best_value"], abs=1e-6)
-    report = _cli("report", str(db), "--out", str(tmp_path / "rep"))
-    assert report.returncode == 0, report.stderr
+    code, _, err = _main(capsys, "best", str(db), "--out", str(tmp_path / "best.toml"), "--model", str(tmp_path / "m.pt"))
+    assert code == 0, err
+    code, out, err = _main(capsys, "train", str(tmp_path / "best.toml"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["best_valid_error"] == pytest.approx(summary["best_value"], abs=1e-6)
+    model = pl.Model.load(tmp_path / "m.pt")                      # the saved model scores the test split as tune did
+    X, y = pl.config.load_config(tmp_path / "best.toml").data.splits().read_test()
+    assert model.error(X, y) == pytest.approx(summary["test_error"])
+    code, _, err = _main(capsys, "report", str(db), "--out", str(tmp_path / "rep"))
+    assert code == 0, err
     page = (tmp_path / "rep" / "index.html").read_text()
     for picture in ("efficiency", "marginals", "curves"):
         assert f'alt="{picture}" src="data:image/png;base64,' in page
         assert (tmp_path / "rep" / f"{picture}.png").stat().st_size > 5000
+
+
+def test_failed_trials_show_their_error_and_a_pipe_closed_early_ends_quietly(tmp_path):
+    # Each knob's values are valid alone; only together (kl sparsity on tanh units) do they fail.
+    cfg = _config(tmp_path, trials=8, extra='"train.sparsity" = \'choice("none", "kl", weights=[1, 3])\'\n')
+    cfg.write_text(cfg.read_text().replace('choice("tanh", "rectifier")', 'choice("sigmoid", "tanh")'))
+    run = _cli("tune", str(cfg), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"failed: trials? [\d, ]+: ConfigError: train.sparsity = 'kl' needs activations", run.stdout)
+    db = tmp_path / "runs" / "digits-search.db"
+    table = _cli("trials", str(db)).stdout
+    assert "error" in table.splitlines()[0] and "train.sparsity = 'kl' needs activations" in table
+    head = subprocess.run(f"{sys.executable} -m purelearn.cli trials {db} | head -1", shell=True,
+                          capture_output=True, text=True)
+    assert head.returncode == 0 and "Traceback" not in head.stderr and head.stdout.startswith("trial")
 
 
 def test_study_evaluates_the_test_split_once(tmp_path):

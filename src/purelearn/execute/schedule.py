@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import PurelearnError
 from ..train.memory import default_memory_limit, footprint, member_bytes  # noqa: F401  (the schedule's)
 
 BATCH_GAIN = 1.25        # below this speed-up per process, batching isn't worth it
@@ -105,10 +106,15 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
 
     draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size)]
     splits = _splits(draws[0])
-    members = [check_member(c.member(), splits) for c in draws]
+    members = []
+    for c in draws:
+        try:
+            members.append(check_member(c.member(), splits))
+        except PurelearnError:        # that trial will fail alone, saying why; the others are measured
+            pass
     device = resolve_device(draws[0].device)
     shape = (splits.n_features, splits.n_outputs)
-    largest = max(footprint(m, *shape) for m in members)
+    largest = max((footprint(m, *shape) for m in members), default=1)
     limit = math.inf if memory_limit is None else memory_limit
     members = [m for m in members if footprint(m, *shape) <= limit]
     if not timed or not members:
