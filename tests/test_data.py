@@ -140,3 +140,16 @@ def test_bad_data_is_refused_with_a_clear_message(tmp_path):
         prepare(load("digits"), preprocess=["standardise"])
     with pytest.raises(DataError, match="negative"):
         prepare(from_arrays(np.array([[-1.0], [2], [3], [4], [5]]), [0, 1, 0, 1, 0]), preprocess=["sqrt"], test=0)
+
+
+def test_a_data_file_edited_on_disk_is_read_again(tmp_path):
+    from purelearn.config import load_config
+    from purelearn.execute.objective import _splits
+
+    path = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, X=rng.normal(size=(100, 3)), y=np.arange(100) % 2)
+    cfg = load_config(None, [f'data.name="{path}"'])
+    assert _splits(cfg).n_features == 3
+    np.savez(path, X=rng.normal(size=(100, 5)), y=np.arange(100) % 2)
+    assert _splits(cfg).n_features == 5                     # not the cached splits of the old file

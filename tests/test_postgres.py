@@ -72,3 +72,19 @@ def test_a_second_writer_on_postgresql_is_refused(postgres_url):
         with held.lock("busy"), Store(postgres_url).lock("busy"):
             pass
     assert "busy" not in Store(postgres_url).study_names()
+
+
+def test_the_best_model_lives_in_the_database_and_scores_the_test_split_from_anywhere(postgres_url, tmp_path,
+                                                                                       monkeypatch):
+    cfg = pl.config.load_config(None, ["model.hidden=[16]", "train.max_epochs=2"])
+    first, other = tmp_path / "here", tmp_path / "elsewhere"
+    first.mkdir(), other.mkdir()
+    monkeypatch.chdir(first)
+    study = pl.tune(cfg, {"train.lr": "loguniform(1e-2, 1)"}, trials=3, store=postgres_url, study="model")
+    assert list(first.iterdir()) == []                      # nothing written where the command ran
+    monkeypatch.chdir(other)
+    again = pl.Study(Store(postgres_url, create=False), Store(postgres_url).study("model"))
+    assert again.best.number == study.best.number
+    X, y = cfg.data.splits().read_test()
+    assert again.evaluate_test() == pytest.approx(again.best_model().error(X, y))
+    assert list(other.iterdir()) == []
