@@ -224,9 +224,6 @@ class Space:
         if not self.dims:
             raise ConfigError("the search space is empty: give at least one knob.")
 
-    def active(self, params: dict) -> list[str]:
-        return [n for n, d in self.dims.items() if d.when is None or d.when.holds(params)]
-
     def sample(self, rng: np.random.Generator) -> dict:
         params = {}
         for name, dim in self.dims.items():
