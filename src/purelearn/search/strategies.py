@@ -14,6 +14,7 @@ an interval (``set_space``), later trials search the widened one. While the bord
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 
 import numpy as np
@@ -139,11 +140,9 @@ class GridSearch(Strategy):
         if k is None and continuous:
             raise ConfigError(f"grid search needs the number of values per numerical knob (search.k) for "
                               f"{', '.join(continuous)}.")
-        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 2):
-            raise ConfigError(f"search.k = {k!r}: a grid needs a whole number of at least 2 values per knob.")
-        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
-            raise ConfigError(f"search.rounds = {rounds!r}: the number of successive grids must be a whole "
-                              "number >= 1.")
+        if k is not None:
+            _whole("k", k, 2, "a grid puts k values on each numerical knob, both ends included")
+        _whole("rounds", rounds, 1, "rounds counts the successive grids, the first included")
         if rounds > 1 and k is None:
             raise ConfigError(f"search.rounds = {rounds}: finer grids shrink by 1/(k - 1) each round, so they "
                               "need search.k (values per knob, >= 2).")
@@ -210,6 +209,7 @@ class CoordinateDescent(Strategy):
 
     def __init__(self, space, seed=0, k=5, lr_knob="train.lr"):
         super().__init__(space, seed)
+        _whole("k", k, 2, "coordinate descent tries k values of one knob per step, both ends included")
         self.k, self.lr_knob = k, lr_knob
         self.steps: list[tuple[int, list[dict]]] = []   # (first trial number, proposals)
         self.span = {n: 1.0 for n in space.dims}
@@ -277,6 +277,8 @@ class MultiResolution(Strategy):
 
     def __init__(self, space, seed=0, stage_size=16, keep=3):
         super().__init__(space, seed)
+        _whole("stage_size", stage_size, 1, "multires draws stage_size trials per stage")
+        _whole("keep", keep, 1, "each multires stage draws around the keep best points so far")
         self.stage_size, self.keep = stage_size, keep
 
     def propose(self, number):
@@ -312,6 +314,7 @@ class TPE(Strategy):
 
     def __init__(self, space, seed=0, startup=10):
         super().__init__(space, seed)
+        _whole("startup", startup, 0, "TPE runs startup random trials before its model is used")
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -371,7 +374,20 @@ STRATEGIES = {"random": RandomSearch, "grid": GridSearch, "coordinate": Coordina
               "multires": MultiResolution, "tpe": TPE}
 
 
+def _whole(option: str, value, least: int, why: str) -> None:
+    """Refuse a strategy option that can't work, when the strategy is made (before a study is stored)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ConfigError(f"search.{option} = {value!r} can't work ({why}): use a whole number >= {least}.")
+
+
 def make_strategy(name: str, space: Space, seed: int = 0, **options) -> Strategy:
+    """The strategy ``name`` on ``space``; its options are checked here, so a study that can't
+    run is refused before anything is stored."""
     if name not in STRATEGIES:
         raise unknown("strategy (search.strategy)", name, STRATEGIES)
+    allowed = [p for p in inspect.signature(STRATEGIES[name]).parameters if p not in ("space", "seed")]
+    for option in options:
+        if option not in allowed:
+            raise ConfigError(f"search.{option} is not an option of the {name} strategy; "
+                              f"its options: {', '.join(allowed) or 'none'}.")
     return STRATEGIES[name](space, seed, **options)
