@@ -165,7 +165,9 @@ class GridSearch(Strategy):
             old = laid_out.dims[name]
             if (dim.low, dim.high) == (old.low, old.high):
                 continue
-            outside = [v for v in dim.grid(self.k) if not old.low <= v <= old.high]
+            # Without k (integer knobs only) every integer of the new part, up to 100 values.
+            k = self.k or int(min(dim.high - dim.low + 1, 100))
+            outside = [v for v in dim.grid(k) if not old.low <= v <= old.high]
             for v in outside or [dim.low if dim.low < old.low else dim.high]:
                 if (point := _with(self.space, best, name, v)) not in seen + points:
                     points.append(point)
