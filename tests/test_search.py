@@ -4,9 +4,11 @@ import math
 import numpy as np
 import pytest
 
+import purelearn as pl
 from purelearn.errors import ConfigError
-from purelearn.search import (BorderRule, Choice, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When,
-                              best_of_subsets, efficiency_curve, grid_points, make_strategy, parse_space, plateau)
+from purelearn.search import (BorderRule, Choice, Expansion, IntLogUniform, IntUniform, LogUniform, Space, Uniform,
+                              When, best_of_subsets, border_warnings, efficiency_curve, grid_points, make_strategy,
+                              parse_space, plateau)
 
 
 def test_priors_are_uniform_on_their_scale():
@@ -127,6 +129,98 @@ def test_border_expansion_finds_an_optimum_outside_the_interval():
     assert abs(math.log10(s.best()[0]["lr"]) - 0.5) < 0.2
     frozen = make_strategy("random", space, seed=0)
     assert min(f(frozen.ask(n)) for n in range(300)) > 4      # without expansion it stays far away
+
+
+def _in_batches(strategy, rule, f, total):
+    """The driver's order: ask for as many trials as the strategy gives (a whole population at
+    once) before any result is told, then tell them all. Returns the (number, params) asked, and
+    for each expansion the number of trials asked before it."""
+    asked, before = [], {}
+    while len(asked) < total:
+        batch = []
+        while len(asked) + len(batch) < total and (p := strategy.ask(len(asked) + len(batch))) is not None:
+            batch.append((len(asked) + len(batch), p))
+        if strategy.exhausted and not batch:
+            break
+        assert batch, "a strategy waiting for results nobody will tell"
+        asked += batch
+        for n, p in batch:
+            strategy.tell(n, p, f(p))
+            before.update({e: len(asked) for e in rule.after_tell()})
+    return asked, before
+
+
+LR_HIGH = lambda p: (math.log10(p["lr"]) - 0.5) ** 2 + (p["x"] - 0.5) ** 2     # optimum at lr = 10**0.5
+
+
+@pytest.mark.parametrize("name, options", [("random", {}), ("tpe", {"startup": 8})])
+def test_a_widened_interval_is_searched_when_trials_are_asked_in_batches(name, options):
+    space = Space(lr=LogUniform(1e-4, 1e-2), x=Uniform(0, 1))
+    s = make_strategy(name, space, seed=0, **options)
+    rule = BorderRule(s, expand=True)
+    asked, before = _in_batches(s, rule, LR_HIGH, 64)
+    first = next(e for e in rule.expansions if e.knob == "lr")
+    later = [p["lr"] for n, p in asked if n >= before[first]]
+    assert later and all(p["lr"] <= 1e-2 for n, p in asked if n < before[first])
+    assert any(lr > 1e-2 for lr in later)                     # the new part of the interval is searched
+    assert s.best()[0]["lr"] > 1e-2 and s.best()[1] < LR_HIGH({"lr": 1e-2, "x": 0.5})
+
+
+def test_a_grid_searches_the_new_part_of_a_widened_interval_after_its_rounds():
+    space = Space(lr=LogUniform(1e-4, 1e-2), x=Uniform(0, 1))
+    s = make_strategy("grid", space, seed=0, k=5)
+    rule = BorderRule(s, expand=True)
+    asked, _ = _in_batches(s, rule, LR_HIGH, 40)
+    assert [p for _, p in asked[:25]] and all(p["lr"] <= 1e-2 for _, p in asked[:25])   # the 5 x 5 grid first
+    beyond = [p for _, p in asked[25:]]
+    assert beyond and all(p["lr"] > 1e-2 and p["x"] == 0.5 for p in beyond)           # along lr, x at the best
+    assert s.best()[0]["lr"] > 1e-2
+
+
+def test_random_search_draws_from_the_space_in_force_when_asked():
+    space = Space(lr=LogUniform(1e-4, 1e-2), x=Uniform(0, 1))
+    wide = space.replaced("lr", LogUniform(1e-4, 1))
+    s = make_strategy("random", space, seed=3)
+    before = [s.ask(i) for i in range(4)]
+    s.set_space(wide)
+    assert before == [make_strategy("random", space, seed=3).ask(i) for i in range(4)]
+    assert [s.ask(i) for i in range(4, 8)] == [make_strategy("random", wide, seed=3).ask(i) for i in range(4, 8)]
+
+
+def test_tune_with_expand_searches_past_the_initial_interval():
+    space = pl.Space(lr=pl.LogUniform(1e-4, 1e-2), x=pl.Uniform(0, 1))
+    study = pl.tune(lambda p, report: LR_HIGH(p), space, expand=True, trials=40, seed=0)
+    widened = [e for e in study.record.settings["expansions"] if e["knob"] == "lr"]
+    assert widened and widened[0]["side"] == "high"
+    after = [t.params["lr"] for t in study.trials if t.number >= widened[0]["after_trials"]]
+    assert any(lr > 1e-2 for lr in after)
+    assert study.best.params["lr"] > 1e-2 and study.best.value < LR_HIGH({"lr": 1e-2, "x": 0.5})
+
+
+def test_the_border_warning_stays_until_the_widened_part_is_searched():
+    # Every best trial has k = 2, the top of [1, 2]: the 8th result widens k to [1, 3], and the
+    # study ends before any trial tries k = 3.
+    space = pl.Space(k=pl.IntUniform(1, 2), x=pl.Uniform(0, 1))
+    study = pl.tune(lambda p, report: -p["k"] + p["x"] / 10, space, expand=True, trials=8, seed=0)
+    assert study.record.space["k"] == "intuniform(1, 3)"
+    edge = [w for w in study.warnings() if w.startswith("k:") and "edge" in w]
+    assert edge and "[1, 2]" in edge[0] and "no trial has gone past 2" in edge[0]
+
+
+def test_border_warnings_judge_the_edge_of_what_was_searched():
+    lr = LogUniform(1e-4, 1e-1)
+    space = Space(lr=lr)
+    grown = [Expansion("lr", "high", (1e-4, 1e-2), (1e-4, 1e-1), 8)]
+    old = [({"lr": v}, 1.0) for v in (1e-4, 1e-3, 3e-3)] + [({"lr": 9.5e-3}, 0.5)]
+    assert any("no trial has gone past 0.01" in w for w in border_warnings(space, old, grown))
+    searched = old + [({"lr": v}, 0.9) for v in (0.03, 0.09)]   # the new part tried, and worse
+    assert not [w for w in border_warnings(space, searched, grown) if "edge" in w]
+    at_top = searched + [({"lr": 0.095}, 0.1)]
+    assert any("already widened 1 time" in w for w in border_warnings(space, at_top, grown))
+    unwidened = border_warnings(Space(lr=LogUniform(1e-4, 1e-2)), old)
+    assert any("widen it or set expand = true" in w for w in unwidened)
+    hard = border_warnings(Space(m=Uniform(0, 0.999, hard=(0, 0.999))), [({"m": v}, 1 - v) for v in (0.1, 0.5, 0.999)])
+    assert any("0.999 is its hard bound" in w for w in hard)
 
 
 def test_tpe_behind_the_same_interface():

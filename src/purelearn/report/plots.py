@@ -47,6 +47,9 @@ def marginals_figure(study):
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     best = study.best
     warned = {w.split(":", 1)[0] for w in study.warnings() if "edge" in w}
+    # One generator for the whole figure: a fresh one per point would give every point the same
+    # offset; a fixed seed draws the same picture of the same study every time.
+    jitter = np.random.default_rng(0)
     for ax, name in zip(axes.flat, knobs):
         dim = space.dims[name]
         pts = [(t.params[name], t.value) for t in done if name in t.params]
@@ -63,7 +66,7 @@ def marginals_figure(study):
                 ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         else:
             labels = [str(v) for v in getattr(dim, "values", [getattr(dim, "value", None)])]
-            xs = [labels.index(str(v)) + np.random.default_rng(0).uniform(-0.15, 0.15) for v, _ in pts]
+            xs = [labels.index(str(v)) + jitter.uniform(-0.15, 0.15) for v, _ in pts]
             ax.scatter(xs, [v for _, v in pts], s=14, alpha=0.7)
             ax.set_xticks(range(len(labels)), labels)
         if best is not None and name in best.params:

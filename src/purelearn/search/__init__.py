@@ -2,13 +2,14 @@
 one ask/tell interface, the border rule, and the efficiency curve of random search."""
 
 from .border import BorderRule, Expansion, border_warnings
+from .checks import check_space
 from .efficiency import best_of_subsets, efficiency_curve, plateau
 from .parse import parse_dimension, parse_space
 from .space import Choice, Dimension, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
-from .strategies import (STRATEGIES, TPE, CoordinateDescent, GridSearch, MultiResolution, RandomSearch, Strategy,
+from .strategies import (TPE, CoordinateDescent, GridSearch, MultiResolution, RandomSearch, Strategy,
                          grid_points, make_strategy)
 
-__all__ = ["STRATEGIES", "TPE", "BorderRule", "Choice", "CoordinateDescent", "Dimension", "Expansion", "Fixed",
+__all__ = ["TPE", "BorderRule", "Choice", "CoordinateDescent", "Dimension", "Expansion", "Fixed",
            "GridSearch", "IntLogUniform", "IntUniform", "LogUniform", "MultiResolution", "RandomSearch", "Space",
-           "Strategy", "Uniform", "When", "best_of_subsets", "border_warnings", "efficiency_curve", "grid_points",
-           "make_strategy", "parse_dimension", "parse_space", "plateau"]
+           "Strategy", "Uniform", "When", "best_of_subsets", "border_warnings", "check_space", "efficiency_curve",
+           "grid_points", "make_strategy", "parse_dimension", "parse_space", "plateau"]

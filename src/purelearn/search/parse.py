@@ -14,7 +14,7 @@ import math
 import re
 
 from ..errors import ConfigError, unknown
-from .space import OPS, Choice, Dimension, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
+from .space import Choice, Dimension, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
 
 FORMS = {"loguniform": LogUniform, "uniform": Uniform, "intuniform": IntUniform,
          "intloguniform": IntLogUniform, "choice": Choice, "fixed": Fixed}
@@ -105,4 +105,4 @@ def parse_space(table: dict) -> Space:
     return Space({name: parse_dimension(name, v) for name, v in table.items()})
 
 
-__all__ = ["FORMS", "OPS", "parse_dimension", "parse_space"]
+__all__ = ["parse_dimension", "parse_space"]

@@ -60,11 +60,20 @@ class _Numeric(Dimension):
     def __post_init__(self):
         name = type(self).__name__
         lo, hi = self.hard
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (self.low, self.high)):
+            raise ConfigError(f"{name}({self.low!r}, {self.high!r}): the ends of an interval must be numbers.")
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ConfigError(f"{name}({self.low}, {self.high}): both ends must be finite numbers (a prior "
+                              "can't spread over an unbounded interval); only the hard bounds may be inf.")
+        if self.integer and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ConfigError(f"{name}({self.low}, {self.high}): an integer knob's ends must be whole numbers, "
+                              f"e.g. {name.lower()}({math.ceil(self.low)}, {math.floor(self.high)}).")
         if not self.low < self.high:
             raise ConfigError(f"{name}({self.low}, {self.high}): the interval is empty or inverted; need low < high.")
         if self.log and self.low <= 0:
             raise ConfigError(f"{name}({self.low}, {self.high}): a log-scale interval must stay above 0 "
-                              "(it can't touch 0); use Uniform for knobs that can be 0.")
+                              "(it can't touch 0); use "
+                              f"{'IntUniform' if self.integer else 'Uniform'} for knobs that can be 0 or less.")
         if not lo <= self.low < self.high <= hi:
             raise ConfigError(f"{name}({self.low}, {self.high}) leaves its hard bounds [{lo}, {hi}].")
 
@@ -223,9 +232,6 @@ class Space:
             seen.add(name)
         if not self.dims:
             raise ConfigError("the search space is empty: give at least one knob.")
-
-    def active(self, params: dict) -> list[str]:
-        return [n for n, d in self.dims.items() if d.when is None or d.when.holds(params)]
 
     def sample(self, rng: np.random.Generator) -> dict:
         params = {}

@@ -5,11 +5,16 @@ returns None when the strategy must first hear results it is waiting for; ``tell
 value)`` reports a finished trial (value None for a failed one); ``exhausted`` says nothing is
 left to propose. A strategy rebuilds its state from a replay of ask/tell over a study's trials,
 so a resumed study continues where it was. Lower values are better.
+
+Each strategy proposes from the space in force when it is asked: once the border rule has widened
+an interval (``set_space``), later trials search the widened one. While the border rule may widen
+(``pace`` set), a strategy holds back trials until results arrive (see ``Strategy.ask``).
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 
 import numpy as np
@@ -25,21 +30,40 @@ class Strategy(abc.ABC):
         self.space, self.seed = space, seed
         self.results: dict[int, tuple[dict, float]] = {}  # number -> (params, value) of finished trials
         self.exhausted = False
+        self.pace: int | None = None                      # set by the border rule, see ask()
+        self.waiting: set[int] = set()                    # trials proposed whose results haven't come
         self._best: tuple[float, int] | None = None       # (value, number), kept as results arrive
 
-    @abc.abstractmethod
     def ask(self, number: int) -> dict | None:
-        """The parameters of trial ``number``, or None while waiting for results."""
+        """The parameters of trial ``number``, or None while waiting for results.
+
+        With ``pace`` set, at most max(pace, results heard) trials wait for results at once. A
+        driver asks for a whole batch before it hears anything (a population of 64 trains as one
+        computation): unpaced, every trial of the study could be drawn from the first space and an
+        interval the border rule widens would never be searched. Paced, the batches grow 8, 8, 16,
+        32, ... and each is drawn from the space in force when it is asked."""
+        if self.pace is not None and len(self.waiting) >= max(self.pace, len(self.results)):
+            return None
+        params = self.propose(number)
+        if params is not None:
+            self.waiting.add(number)
+        return params
+
+    @abc.abstractmethod
+    def propose(self, number: int) -> dict | None:
+        """The parameters of trial ``number`` from the current space, or None while waiting for
+        results this strategy needs."""
 
     def tell(self, number: int, params: dict, value: float | None) -> None:
         value = math.inf if value is None or math.isnan(value) else value
         self.results[number] = (params, value)
+        self.waiting.discard(number)
         if self._best is None or (value, number) < self._best:
             self._best = (value, number)
 
     def replay(self, number: int, params: dict, value: float | None) -> None:
-        """Re-live a stored trial on resume: ask (to rebuild the bookkeeping), then tell."""
-        self.ask(number)
+        """Re-live a stored trial on resume: propose (to rebuild the bookkeeping), then tell."""
+        self.propose(number)
         self.tell(number, params, value)
 
     def set_space(self, space: Space) -> None:
@@ -62,12 +86,14 @@ class Strategy(abc.ABC):
 
 
 class RandomSearch(Strategy):
-    """Independent draws from the priors (§3.4); trial i's draw depends only on (seed, i) and the
-    current space, so extending or resuming a study never repeats a configuration."""
+    """Independent draws from the priors (§3.4). Trial i's draw depends only on (seed, i) and the
+    space in force when it is asked (the initial one, or as the border rule widened it): extending
+    or resuming a study never repeats a configuration, and trials asked after a widening search
+    the widened interval."""
 
     name = "random"
 
-    def ask(self, number):
+    def propose(self, number):
         return self.space.sample(self.rng(number))
 
 
@@ -102,7 +128,9 @@ def _axis(dim, k, centre, shrink):
 class GridSearch(Strategy):
     """K values per numerical knob, the cross-product visited in a seeded shuffled order (a
     partial grid is still a fair sample); then, if ``rounds`` > 1, finer grids centred on the
-    best point, each 1/(k-1) the width of the last (§3.3.3)."""
+    best point, each 1/(k-1) the width of the last (§3.3.3). When the rounds are done, intervals
+    the border rule widened since the last grid was laid out are searched along their new parts,
+    the other knobs held at the best point."""
 
     name = "grid"
 
@@ -112,37 +140,57 @@ class GridSearch(Strategy):
         if k is None and continuous:
             raise ConfigError(f"grid search needs the number of values per numerical knob (search.k) for "
                               f"{', '.join(continuous)}.")
-        if k is not None and (not isinstance(k, int) or k < 2):
-            raise ConfigError(f"search.k = {k!r}: a grid needs at least 2 values per knob.")
+        if k is not None:
+            _whole("k", k, 2, "a grid puts k values on each numerical knob, both ends included")
+        _whole("rounds", rounds, 1, "rounds counts the successive grids, the first included")
+        if rounds > 1 and k is None:
+            raise ConfigError(f"search.rounds = {rounds}: finer grids shrink by 1/(k - 1) each round, so they "
+                              "need search.k (values per knob, >= 2).")
         self.k, self.rounds = k or 0, rounds
-        self.blocks: list[tuple[int, list[dict]]] = []  # (first trial number, points) per round
+        self.blocks: list[tuple[int, list[dict], Space]] = []  # (first trial number, points, their space)
 
-    def _open_round(self, start: int) -> bool:
+    def _next_points(self) -> list[dict]:
+        """The first grid, a finer grid around the best point while rounds remain, then the new
+        parts of intervals widened since the last block ([] when nothing is left)."""
         r = len(self.blocks)
-        if r >= self.rounds:
-            return False
         if r == 0:
-            points = grid_points(self.space, self.k)
-        else:
-            first, prev = self.blocks[-1]
+            return grid_points(self.space, self.k)
+        first, prev, laid_out = self.blocks[-1]
+        if r < self.rounds:
             best = self.best(range(first, first + len(prev))) or self.best()
-            points = grid_points(self.space, self.k, best[0], shrink=(1 / (self.k - 1)) ** r)
-        order = self.rng(r).permutation(len(points))
-        self.blocks.append((start, [points[i] for i in order]))
-        return True
+            return grid_points(self.space, self.k, best[0], shrink=(1 / (self.k - 1)) ** r)
+        best, seen = self.best()[0], [p for p, _ in self.results.values()]
+        points = []
+        for name, dim in self.space.numeric().items():
+            old = laid_out.dims[name]
+            if (dim.low, dim.high) == (old.low, old.high):
+                continue
+            # Without k (integer knobs only) every integer of the new part, up to 100 values.
+            k = self.k or int(min(dim.high - dim.low + 1, 100))
+            outside = [v for v in dim.grid(k) if not old.low <= v <= old.high]
+            for v in outside or [dim.low if dim.low < old.low else dim.high]:
+                if (point := _with(self.space, best, name, v)) not in seen + points:
+                    points.append(point)
+        return points
 
-    def ask(self, number):
+    def propose(self, number):
         if not self.blocks:
-            self._open_round(0)
-        first, points = self.blocks[-1]
+            self._lay_out(0, self._next_points())
+        first, points, _ = self.blocks[-1]
         if number < first + len(points):
             return points[number - first] if number >= first else None
         if not all(n in self.results for n in range(first, first + len(points))):
-            return None                               # the next grid needs this one's results
-        if not self._open_round(number):
+            return None                               # the next block needs this one's results
+        points = self._next_points()
+        if not points:
             self.exhausted = True
             return None
-        return self.ask(number)
+        self._lay_out(number, points)
+        return self.propose(number)
+
+    def _lay_out(self, start: int, points: list[dict]) -> None:
+        order = self.rng(len(self.blocks)).permutation(len(points))
+        self.blocks.append((start, [points[i] for i in order], self.space))
 
 
 def _middle(dim):
@@ -163,6 +211,7 @@ class CoordinateDescent(Strategy):
 
     def __init__(self, space, seed=0, k=5, lr_knob="train.lr"):
         super().__init__(space, seed)
+        _whole("k", k, 2, "coordinate descent tries k values of one knob per step, both ends included")
         self.k, self.lr_knob = k, lr_knob
         self.steps: list[tuple[int, list[dict]]] = []   # (first trial number, proposals)
         self.span = {n: 1.0 for n in space.dims}
@@ -196,7 +245,7 @@ class CoordinateDescent(Strategy):
                 return props
         return []
 
-    def ask(self, number):
+    def propose(self, number):
         if self.steps:
             first, props = self.steps[-1]
             if number < first + len(props):
@@ -208,7 +257,7 @@ class CoordinateDescent(Strategy):
             self.exhausted = True
             return None
         self.steps.append((number, props))
-        return self.ask(number)
+        return self.propose(number)
 
 
 def _with(space: Space, point: dict, knob: str, value) -> dict:
@@ -230,9 +279,11 @@ class MultiResolution(Strategy):
 
     def __init__(self, space, seed=0, stage_size=16, keep=3):
         super().__init__(space, seed)
+        _whole("stage_size", stage_size, 1, "multires draws stage_size trials per stage")
+        _whole("keep", keep, 1, "each multires stage draws around the keep best points so far")
         self.stage_size, self.keep = stage_size, keep
 
-    def ask(self, number):
+    def propose(self, number):
         stage, i = divmod(number, self.stage_size)
         rng = self.rng(number)
         if stage == 0:
@@ -265,6 +316,7 @@ class TPE(Strategy):
 
     def __init__(self, space, seed=0, startup=10):
         super().__init__(space, seed)
+        _whole("startup", startup, 0, "TPE runs startup random trials before its model is used")
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -282,7 +334,7 @@ class TPE(Strategy):
             return trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)
         return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
 
-    def ask(self, number):
+    def propose(self, number):
         trial = self.study.ask()
         params = {}
         for name, dim in self.space.dims.items():
@@ -324,7 +376,20 @@ STRATEGIES = {"random": RandomSearch, "grid": GridSearch, "coordinate": Coordina
               "multires": MultiResolution, "tpe": TPE}
 
 
+def _whole(option: str, value, least: int, why: str) -> None:
+    """Refuse a strategy option that can't work, when the strategy is made (before a study is stored)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ConfigError(f"search.{option} = {value!r} can't work ({why}): use a whole number >= {least}.")
+
+
 def make_strategy(name: str, space: Space, seed: int = 0, **options) -> Strategy:
+    """The strategy ``name`` on ``space``; its options are checked here, so a study that can't
+    run is refused before anything is stored."""
     if name not in STRATEGIES:
         raise unknown("strategy (search.strategy)", name, STRATEGIES)
+    allowed = [p for p in inspect.signature(STRATEGIES[name]).parameters if p not in ("space", "seed")]
+    for option in options:
+        if option not in allowed:
+            raise ConfigError(f"search.{option} is not an option of the {name} strategy; "
+                              f"its options: {', '.join(allowed) or 'none'}.")
     return STRATEGIES[name](space, seed, **options)
