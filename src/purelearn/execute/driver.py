@@ -9,15 +9,14 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 
 from ..config import flatten
 from ..errors import ConfigError, unknown
-from ..search import BorderRule, Space, make_strategy
+from ..search import BorderRule, Space, check_space, make_strategy
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial, best_trial, check_study_name
 from ..train import resolve_device
-from .objective import ConfigObjective, apply_params, as_objective
+from .objective import ConfigObjective, as_objective
 from .schedule import Schedule, batch_size, calibrate, choose, default_memory_limit
 from .study import Study
 from .workers import EXECUTORS
@@ -79,8 +78,7 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     objective = as_objective(objective)
     make_strategy(strategy, space, seed, **(options or {}))          # validate before touching the store
     if isinstance(objective, ConfigObjective):
-        for i in range(8):                                           # every knob must name a config key
-            apply_params(objective.config, space.sample(np.random.default_rng(i)), 0)
+        check_space(space, objective.config)                         # every choice and end, before the store
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
         record = _open_study(store, study, strategy, space, seed, expand, options, objective)
