@@ -145,25 +145,28 @@ class Store:
     def __str__(self) -> str:
         return self.shown
 
-    def _tables(self) -> set[str]:
+    def _schema(self) -> tuple[set[str], str | None]:
+        """The tables found and the schema version recorded (None where there is none)."""
         with self.engine.connect() as c:
-            return set(sa.inspect(c).get_table_names())
+            found = set(sa.inspect(c).get_table_names())
+            if "purelearn_info" not in found:
+                return found, None
+            return found, c.execute(sa.select(info.c.value).where(info.c.key == "schema_version")).scalar()
 
     def _open(self, create: bool) -> None:
-        found = self._tables()
+        found, raw = self._schema()
+        if not found and create:
+            with self._creating():               # unless a run beside this one just created it
+                found, raw = self._schema()
+                if not found:
+                    self._create()
+                    found, raw = self._schema()
         if "purelearn_info" not in found:
             if found:
                 raise StoreError(f"{self.shown} is another program's database (it holds the tables "
                                  f"{', '.join(sorted(found)[:6])}), not a purelearn study store; it was not "
                                  "changed. Give purelearn a store of its own.")
-            if not create:
-                raise StoreError(f"{self.shown}: not a purelearn study store.")
-            with self._creating():
-                if "purelearn_info" not in self._tables():   # unless a run beside this one just did
-                    self._create()
-            found = self._tables()
-        with self.engine.connect() as c:
-            raw = c.execute(sa.select(info.c.value).where(info.c.key == "schema_version")).scalar()
+            raise StoreError(f"{self.shown}: not a purelearn study store.")
         try:
             version = int(raw)
         except (TypeError, ValueError):
@@ -199,13 +202,28 @@ class Store:
                     c.commit()
 
     def _create(self) -> None:
-        with self.engine.begin() as c:
-            meta.create_all(c)
-            c.execute(info.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        if self.path is not None:
+        """The tables and the schema version in one transaction: a run opening the store at the
+        same moment sees all of it or nothing (SQLite's driver would commit each table alone)."""
+        if self.path is None:
+            with self.engine.begin() as c:
+                meta.create_all(c)
+                c.execute(info.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.isolation_level = None          # transactions as written below
+            cursor = raw.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            for table in meta.sorted_tables:
+                cursor.execute(str(sa.schema.CreateTable(table).compile(self.engine)))
+            cursor.execute("INSERT INTO purelearn_info (key, value) VALUES ('schema_version', ?)",
+                           (str(SCHEMA_VERSION),))
+            cursor.execute("COMMIT")
             # Set once, in the file: a reader must not switch the journal of a store it only reads.
-            with self.engine.connect() as c:
-                c.exec_driver_sql("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            raw.driver_connection.isolation_level = ""
+            raw.close()
 
     # ---- exclusive use ----------------------------------------------------------------
 
