@@ -13,6 +13,7 @@ import time
 from . import __version__
 from .config import load_config
 from .errors import ConfigError, PurelearnError, unknown
+from .search.space import format_value
 
 
 class Stopped(KeyboardInterrupt):
@@ -229,7 +230,7 @@ def tune_command(args) -> int:
           f"in {summary['seconds']:.1f} s")
     if best is not None:
         print(f"best validation error {best.value:.4f} (trial {best.number}): "
-              + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+              + ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items()))
     for error, numbers in summary["errors"].items():
         print(f"failed: trial{'s' if len(numbers) > 1 else ''} {_numbers(numbers)}: {error}")
     for w in summary["warnings"]:
@@ -269,8 +270,6 @@ def _numbers(numbers: list[int]) -> str:
     return ", ".join(map(str, numbers[:8])) + (f" and {len(numbers) - 8} more" if len(numbers) > 8 else "")
 
 
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 class TuneProgress(StatusLine):
@@ -314,7 +313,7 @@ def trials_command(args) -> int:
     errors = any(t.error for t in rows)
     header = ["trial", "status", "valid err", "seconds", *knobs] + (["error"] if errors else [])
     table = [[str(t.number), t.status, "-" if t.value is None else f"{t.value:.4f}",
-              "-" if t.seconds is None else f"{t.seconds:.1f}", *(_fmt(t.params[k]) if k in t.params else "-"
+              "-" if t.seconds is None else f"{t.seconds:.1f}", *(format_value(t.params[k]) if k in t.params else "-"
                                                                 for k in knobs)]
              + ([_first_line(t.error, 80) if t.error else "-"] if errors else []) for t in rows]
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from ..search.space import format_value
 from .plots import FIGURES
 
 
@@ -34,7 +35,7 @@ def _page(study, images: dict) -> str:
     knobs = list(dict.fromkeys(k for t in trials for k in t.params))
     rows = "".join(
         f"<tr><td>{t.number}</td><td>{t.value:.4f}</td><td>{'' if t.seconds is None else f'{t.seconds:.1f}'}</td>"
-        + "".join(f"<td>{e(_fmt(t.params.get(k, '')))}</td>" for k in knobs) + "</tr>" for t in finished[:20])
+        + "".join(f"<td>{e(format_value(t.params.get(k, '')))}</td>" for k in knobs) + "</tr>" for t in finished[:20])
     counts = {s: sum(t.status == s for t in trials) for s in ("complete", "failed", "diverged", "interrupted")}
     warnings = "".join(f"<li>{e(w)}</li>" for w in study.warnings()) or "<li>none</li>"
     expansions = "".join(f"<li>{e(x['knob'])}: widened {e(x['side'])}ward from {x['old']} to {x['new']} after "
@@ -63,5 +64,3 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}img{{max-width:100%
 """
 
 
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)

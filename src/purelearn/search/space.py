@@ -251,3 +251,8 @@ class Space:
 
     def __repr__(self):
         return f"Space({self.to_dict()})"
+
+
+def format_value(v) -> str:
+    """A knob's value as tables and reports show it: floats to 4 significant digits."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
