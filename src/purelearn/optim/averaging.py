@@ -32,7 +32,7 @@ def polyak_start(tau: torch.Tensor, steps_per_epoch: int) -> torch.Tensor:
     """The step at which each member's averaging starts, [P, 1, 1] from the schedule's [P] tau.
 
     With eq. (2), eps_t = eps0 tau / max(t, tau), the rate is constant up to step tau and then
-    decreases: averaging starts with theta_tau, where the O(1/t) phase that Polyak averaging
+    decreases: averaging starts with theta_tau, where the O(1/t^alpha) phase that averaging
     accompanies begins (§2.1, §3.1.1). With a constant rate (tau = inf, including a member whose
     adaptive tau is still unset) it starts after the first epoch, once the iterates have left
     the random initialization. A tau set later by the adaptive rule does not move the start."""
