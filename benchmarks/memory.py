@@ -63,7 +63,7 @@ hidden = [1024]
 [train]
 max_epochs = 1
 [search]
-trials = 4
+trials = 32
 workers = 1
 memory_limit = {limit}
 [search.space]
@@ -93,23 +93,29 @@ def page_faults() -> None:
           f"{faults['system']:,} with the default ({faults['system'] / max(faults['keep'], 1):.1f}x)")
 
 
+PEAK = """
+import resource, subprocess, sys
+run = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(run.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
 def tune_peak(limit_mb: int) -> None:
+    """The largest peak of the run's processes (the driver and the workers it waited for), read
+    by a fresh parent of its own so that no earlier process's peak hides it."""
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "wide.toml"
         cfg.write_text(WIDE.format(limit=limit_mb))
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        run = subprocess.run([sys.executable, "-m", "purelearn.cli", "tune", str(cfg), "--store",
-                              str(Path(d) / "w.db"), "--json"], capture_output=True, text=True, cwd=d)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    ok = "ran" if run.returncode == 0 else f"exit {run.returncode}"
-    grew = f"{peak / 2**20:,.0f} MB" if peak > before * 1024 else "below an earlier process's peak"
-    print(f"tune, 4 trials of 784-(1024..2048)-10 on mnist5k, --memory-limit {limit_mb} MB: {ok}; largest process "
-          f"peak {grew}")
+        out = subprocess.run([sys.executable, "-c", PEAK, sys.executable, "-m", "purelearn.cli", "tune", str(cfg),
+                              "--store", str(Path(d) / "w.db"), "--json"], capture_output=True, text=True, cwd=d)
+    code, peak = out.stdout.split()
+    print(f"tune, 32 trials of 784-(1024..2048)-10 on mnist5k, --memory-limit {limit_mb} MB: exit {code}, largest "
+          f"process peak {int(peak) / 2**20:,.0f} MB")
 
 
 if __name__ == "__main__":
     print(machine())
     estimate_against_real()
     page_faults()
-    for limit in (100, 1000):
+    for limit in (100, 400, 1000):
         tune_peak(limit)
