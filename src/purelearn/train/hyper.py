@@ -23,13 +23,14 @@ class Training:
     criterion below which the decrease starts (0: off). optimizer: sgd, adagrad or adam.
     momentum: m in [0, 1) (0: none), in ``momentum_form`` average (the chapter's
     g_bar <- (1-beta) g_bar + beta g with beta = 1 - m), classical or nesterov. polyak: validate
-    and keep the running average of the parameters. l1, l2: weight decay, one value or one per
-    weight layer (output last); decay_biases: penalize biases too. lr_scale: per-layer factors on
+    and keep the running average of the parameters, from step tau (where the rate starts to
+    decrease), or after the first epoch with a constant rate. l1, l2: weight decay, one value
+    or one per weight layer (output last); decay_biases: penalize biases too. lr_scale: per-layer factors on
     the rate. sparsity (none, l1, student_t, kl, squared), sparsity_coef, sparsity_target (rho):
     penalty on hidden activations. patience: examples to see past the best point before stopping
     (10,000); on a new minimum better by more than ``improvement`` (relative), patience grows to
     examples x patience_increase (``multiply``) or examples + patience_increase (``add``).
-    significance: level of a paired test a new minimum must pass (0: off). valid_every: examples
+    significance: level of McNemar's exact test a new minimum must pass (0: off). valid_every: examples
     between validations (0: the validation-set size, at least B). max_epochs: budget.
     divergence: a member whose training loss exceeds this factor times its initial loss, or
     becomes NaN/inf, is stopped as diverged. seed: initialization and example order.
