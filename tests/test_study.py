@@ -201,15 +201,16 @@ def test_cli_study_end_to_end(tmp_path, capsys, monkeypatch):
         assert (tmp_path / "rep" / f"{picture}.png").stat().st_size > 5000
 
 
-def test_failed_trials_show_their_error_and_a_pipe_closed_early_ends_quietly(tmp_path):
+def test_failed_trials_show_their_error_and_a_pipe_closed_early_ends_quietly(tmp_path, capsys, monkeypatch):
     # Each knob's values are valid alone; only together (kl sparsity on tanh units) do they fail.
     cfg = _config(tmp_path, trials=8, extra='"train.sparsity" = \'choice("none", "kl", weights=[1, 3])\'\n')
     cfg.write_text(cfg.read_text().replace('choice("tanh", "rectifier")', 'choice("sigmoid", "tanh")'))
-    run = _cli("tune", str(cfg), cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert re.search(r"failed: trials? [\d, ]+: ConfigError: train.sparsity = 'kl' needs activations", run.stdout)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _main(capsys, "tune", str(cfg))
+    assert code == 0, err
+    assert re.search(r"failed: trials? [\d, ]+: ConfigError: train.sparsity = 'kl' needs activations", out)
     db = tmp_path / "runs" / "digits-search.db"
-    table = _cli("trials", str(db)).stdout
+    table = _main(capsys, "trials", str(db))[1]
     assert "error" in table.splitlines()[0] and "train.sparsity = 'kl' needs activations" in table
     head = subprocess.run(f"{sys.executable} -m purelearn.cli trials {db} | head -1", shell=True,
                           capture_output=True, text=True)
