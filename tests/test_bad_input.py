@@ -1,7 +1,6 @@
 """A corpus of malformed inputs, each through the command line: exit code 2, no traceback, one
 message naming what was wrong and what is allowed, and nothing on disk changed or created."""
 
-import gzip
 import re
 import sqlite3
 import struct

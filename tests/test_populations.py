@@ -13,10 +13,10 @@ import pytest
 import purelearn as pl
 from purelearn.cli import main
 from purelearn.config import load_config
-from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, choose, member_bytes
+from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, choose
 from purelearn import MLP, Member, Training, fit
 from purelearn.train import check_member
-from purelearn.train.memory import MemoryLimitError, footprint
+from purelearn.train.memory import MemoryLimitError, footprint, member_bytes
 from purelearn.train.fit import WIDTH_RATIO, populations, width_ratio
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 import purelearn as pl
 from purelearn.cli import main
-from purelearn.errors import ConfigError, PurelearnError, StoreError, TestSetError
+from purelearn.errors import ConfigError, StoreError, TestSetError
 from purelearn.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -9,15 +9,15 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-
 from ..config import flatten
 from ..errors import ConfigError, unknown
 from ..search import BorderRule, Space, check_space, make_strategy
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial, best_trial, check_study_name
 from ..train import resolve_device
+from ..train.memory import default_memory_limit
 from .objective import ConfigObjective, as_objective
-from .schedule import Schedule, batch_size, calibrate, choose, default_memory_limit
+from .schedule import Schedule, batch_size, calibrate, choose
 from .study import Study
 from .workers import EXECUTORS
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import PurelearnError
-from ..train.memory import default_memory_limit, footprint, member_bytes  # noqa: F401  (the schedule's)
+from ..train.memory import footprint
 
 BATCH_GAIN = 1.25        # below this speed-up per process, batching isn't worth it
 MAX_POPULATION = 128     # beyond this the gain has flattened in every measurement here

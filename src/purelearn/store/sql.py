@@ -15,7 +15,6 @@ import os
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import sqlalchemy as sa
 
