@@ -160,6 +160,7 @@ def test_few_values_warning_edges():
     assert not warns(IntUniform(1, 3), [1, 2, 3])                 # all its 3 values tried
     assert not warns(IntUniform(1, 2), [1, 2])                    # all its 2 values tried
     assert warns(IntUniform(1, 5), [2, 3])
+    assert warns(IntUniform(1, 4), [1, 2, 3])                     # 3 of its 4 values: one is untried
     # a knob no trial set (a conditional knob never active) gets no such warning
     space = Space(x=Uniform(0, 1), y=Uniform(0, 1))
     finished = [({"x": v}, (v - 0.5) ** 2) for v in (0.3, 0.4, 0.5, 0.6)]
