@@ -1,4 +1,4 @@
-"""Mutation testing of the search helpers: mutmut-style mutations applied one at a time.
+"""Mutation testing of the search modules: mutmut-style mutations applied one at a time.
 
 Each mutant is one small change to one module: a comparison swapped (< <=, > >=, == !=, in / not
 in), an arithmetic operator swapped (+ -, * /, // /), a number n -> n + 1, True <-> False,
