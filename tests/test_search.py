@@ -256,3 +256,22 @@ def test_a_space_survives_its_toml_form_exactly():
                    "u2": IntUniform(1, 9, when=When("n", ">=", 32))})
     again = parse_space(space.to_dict())
     assert all(again.dims[k] == space.dims[k] for k in space.dims) and again.to_dict() == space.to_dict()
+
+
+def test_a_resumed_study_keeps_the_widenings_it_recorded(tmp_path):
+    """Results arrive out of order, so on resume the space is rebuilt from the recorded
+    widenings, not by replaying the border rule in trial-number order (which here widens nothing:
+    every best value sits in the middle)."""
+    space = pl.Space(lr=pl.LogUniform(1e-4, 1e-2), x=pl.Uniform(0, 1))
+    middle = lambda p, report: (math.log10(p["lr"]) + 3) ** 2 + (p["x"] - 0.5) ** 2    # noqa: E731
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = pl.tune(middle, space, expand=True, trials=10, store=url, seed=4)
+    assert study.record.settings["expansions"] == []
+    wide = space.replaced("lr", LogUniform(1e-4, 10 ** -0.5))   # as if a run had widened it after 9 results
+    study.record.settings["expansions"] = [Expansion("lr", "high", (1e-4, 1e-2), (1e-4, 10 ** -0.5), 9).__dict__]
+    study.record.space = wide.to_dict()
+    study.store.update_study(study.record)
+    again = pl.tune(middle, space, expand=True, trials=12, store=url, seed=4)
+    drawn = [t.params["lr"] for t in again.trials if t.number >= 10]
+    assert drawn == [make_strategy("random", wide, seed=4).ask(n)["lr"] for n in (10, 11)]
+    assert [e["after_trials"] for e in again.record.settings["expansions"]] == [9]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from ..config import flatten
 from ..errors import ConfigError, unknown
-from ..search import BorderRule, Space, check_space, make_strategy
+from ..search import BorderRule, Expansion, Space, check_space, make_strategy
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial, best_trial, check_study_name
 from ..train import resolve_device
@@ -153,15 +153,29 @@ class _Driver:
         self.start = time.perf_counter()
 
     def _replay(self, stored: list[Trial]) -> list[Trial]:
-        """Rebuild the strategy from the finished trials; returns the trials to re-run."""
-        rerun = []
+        """Rebuild the strategy from the finished trials; returns the trials to re-run.
+
+        The widenings are restored as recorded, each after as many results as it came after:
+        results arrive out of order, so the border rule replayed in trial-number order could
+        widen other intervals, at other times, than the run did."""
+        recorded = [Expansion(**e) for e in self.record.settings.get("expansions", [])]
+        rerun, heard = [], 0
         for t in stored:
             if t.status in FINISHED:
                 self.strategy.replay(t.number, t.params, t.value if t.status != "failed" else None)
-                self.border.after_tell()
+                heard += 1
+                while recorded and recorded[0].after_trials <= heard:
+                    self._widen(recorded.pop(0))
             else:
                 rerun.append(t)
+        for e in recorded:
+            self._widen(e)
         return rerun
+
+    def _widen(self, e: Expansion) -> None:
+        dim = self.strategy.space.dims[e.knob]
+        self.strategy.set_space(self.strategy.space.replaced(e.knob, replace(dim, low=e.new[0], high=e.new[1])))
+        self.border.expansions.append(e)
 
     def run(self) -> Study:
         self.store.interrupt_running(self.record)
