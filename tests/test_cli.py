@@ -80,8 +80,10 @@ def test_the_installed_command_exits_2_without_a_traceback():
     run = subprocess.run([sys.executable, "-m", "purelearn.cli", "train", DIGITS, "--set", "train.lr=-1"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "train.lr" in run.stderr
-    ok = subprocess.run([sys.executable, "-m", "purelearn.cli", "train", DIGITS, *QUICK, "--json"],
-                        capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["stopped_because"] == "budget"
-    assert "examples" in ok.stderr and "best valid error" in ok.stderr   # progress went to stderr
+
+
+def test_json_goes_to_stdout_and_progress_to_stderr(capsys):
+    assert main(["train", DIGITS, *QUICK, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["stopped_because"] == "budget"
+    assert "examples" in err and "best valid error" in err

@@ -3,7 +3,6 @@
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from purelearn.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
 import objectives  # noqa: E402
+import processes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = pl.Space(x=pl.Uniform(0, 1))
@@ -81,8 +81,7 @@ def test_a_driver_killed_at_random_points_resumes_and_leaves_no_process(tmp_path
     rng = np.random.default_rng(7)
     finished = {}
     for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP):
-        proc = subprocess.Popen([sys.executable, "-m", "purelearn.cli", "tune", str(cfg)], cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = processes.Command("tune", cfg, cwd=tmp_path)
         deadline = time.time() + 60
         while time.time() < deadline and len(_children(proc.pid)) < 2 and proc.poll() is None:
             time.sleep(0.02)
@@ -99,8 +98,7 @@ def test_a_driver_killed_at_random_points_resumes_and_leaves_no_process(tmp_path
         # every trial finished before the kill is kept as it was
         assert all(rows[n] == r for n, r in finished.items())
         finished = {n: r for n, r in rows.items() if r[0] == "complete"}
-    run = subprocess.run([sys.executable, "-m", "purelearn.cli", "tune", str(cfg)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    run = processes.run("tune", cfg, cwd=tmp_path)
     assert run.returncode == 0, run.stderr                       # nothing left blocks the resume
     rows = _rows(db)
     assert sorted(rows) == list(range(16)) and all(r[0] == "complete" for r in rows.values())

@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()          # here, where a reader that has gone away is handled below
+        return code
     except PurelearnError as e:
         print(f"purelearn: error: {e}", file=sys.stderr)
         return 2
