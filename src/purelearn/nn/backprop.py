@@ -14,7 +14,12 @@ from collections.abc import Iterator
 import torch
 
 from .activations import activation as activation_fn
-from .mlp import columns
+
+
+def columns(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """W's columns for input h: all of them, or the first ones when h is narrower (training
+    inputs without the inputs that are zero in every training example, see train.Data)."""
+    return W if h.shape[-1] == W.shape[-1] else W[..., :h.shape[-1]]
 
 
 def deltas(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torch.Tensor], delta: torch.Tensor,

@@ -51,9 +51,12 @@ def descend(params: dict[str, torch.Tensor], updates: dict[str, torch.Tensor], l
 
 
 def select(tree, keep: torch.Tensor):
-    """Keep members ``keep`` (indices) of every tensor in a nested dict/tuple/list state."""
+    """Keep members ``keep`` (indices) of every tensor in a nested dict/tuple/list state, and of
+    every object in it that selects its own members (``tree.select(keep)``)."""
     if isinstance(tree, torch.Tensor):
         return tree.index_select(0, keep) if tree.dim() else tree
+    if hasattr(tree, "select"):
+        return tree.select(keep)
     if isinstance(tree, dict):
         return {k: select(v, keep) for k, v in tree.items()}
     if isinstance(tree, (tuple, list)):

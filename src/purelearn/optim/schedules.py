@@ -47,10 +47,11 @@ class Schedule:
         self.last = criterion.clone()
         self._note_constant()
 
-    def select(self, keep: torch.Tensor) -> None:
+    def select(self, keep: torch.Tensor) -> "Schedule":
         for name in ("lr0", "tau", "alpha", "threshold", "last"):
             setattr(self, name, select(getattr(self, name), keep))
         self._note_constant()
+        return self
 
     def to(self, device) -> "Schedule":
         for name in ("lr0", "tau", "alpha", "threshold", "last"):

@@ -18,9 +18,7 @@ import numpy as np
 import torch
 
 from .. import optim
-from ..nn import backprop, example_errors, example_losses, forward, init_member, member_params, sparsity_penalty
-from ..nn.losses import output_delta
-from ..nn.mlp import stack_members, unit_masks
+from ..nn.family import family_of
 from .early_stopping import Patience, significant
 from .hyper import Member
 from .replay import Replay
@@ -79,7 +77,12 @@ def _column(members, name: str) -> torch.Tensor:
 
 
 class Population:
-    """Members that share a structure (depth, activation, output, batch size, update rule).
+    """Members that share a structure (their family's group key, batch size, update rule).
+
+    Everything that is per member and changes as members leave lives in one tree, ``live``
+    (parameters, optimizer state, schedule, Polyak average and burn-in, the family's extras,
+    the training loss since the last validation), compacted by one ``optim.select``: a new
+    per-member tensor put there cannot be forgotten when members stop.
 
     ``replay``: replay each plain-SGD update from a captured graph (``train.replay``); by
     default on a CUDA device, where an update is otherwise bound by launching its kernels."""
@@ -87,30 +90,27 @@ class Population:
     def __init__(self, members: list[Member], data: Data, replay: bool | None = None):
         self.members, self.data, dev = members, data, data.device
         self.model, self.hp = members[0].model, members[0].train
+        self.family = family_of(self.model)
         P = len(members)
-        drawn = [init_member(m.model, data.n_in, data.n_out, m.train.seed) for m in members]
-        for p in drawn:                   # before padding: fewer columns to move
-            p["W0"] = data.reorder(p["W0"])
-        self.params = stack_members(drawn, dev)
-        masks = unit_masks([m.model.hidden for m in members])
-        self.masks = None if masks is None else [m.to(dev) for m in masks]
-        # A padded unit has zero weights in and out, so it outputs act(0) and learns nothing as
-        # long as act(0) = 0; only the sigmoid (act(0) = 1/2) needs its output masked.
-        self.forward_masks = self.masks if self.model.activation == "sigmoid" else None
-        parts = self._rule(P)
-        self.rule, self.plain_sgd = optim.chain(*parts), not parts
-        self.state = self.rule.init(self.params)
-        self.schedule = optim.Schedule(*(_column(members, k) for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
-        self.average = optim.polyak_init(self.params) if self.hp.polyak else None
-        # the average is the parameters themselves until each member's burn-in ends
-        self.polyak_start = (optim.polyak_start(self.schedule.tau, -(-data.n_train // self.hp.batch_size))
-                             if self.hp.polyak else None)
-        self.sparsity_coef = _column(members, "sparsity_coef").to(dev)
-        self.sparsity_target = _column(members, "sparsity_target").to(dev)
+        drawn = [self.family.init(m.model, data.n_in, data.n_out, m.train.seed) for m in members]
+        params, extras = self.family.stack(members, drawn, data)
+        parts = self._rule(P, params)
+        self.rule = optim.chain(*parts)
+        self.plain_sgd = not parts and self.family.fused and self.hp.sparsity == "none"
+        schedule = optim.Schedule(*(_column(members, k) for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
+        polyak = self.hp.polyak
+        self.live = {
+            "params": params, "state": self.rule.init(params), "schedule": schedule, "extras": extras,
+            "average": optim.polyak_init(params) if polyak else None,
+            # the average is the parameters themselves until each member's burn-in ends
+            "polyak_start": (optim.polyak_start(schedule.tau, -(-data.n_train // self.hp.batch_size))
+                             if polyak else None),
+            "interval": torch.zeros(P, device=dev),          # training loss summed since the last validation
+        }
         self.patience = Patience(_values(members, "patience"), _values(members, "patience_increase"),
                                  [mode == "add" for mode in _values(members, "patience_mode")],
                                  _values(members, "improvement"))
-        self.best = {k: v.clone() for k, v in self.params.items()}
+        self.best = {k: v.clone() for k, v in params.items()}
         self.best_loss = np.full(P, np.inf)
         self.level = np.array(_values(members, "significance"))
         self.best_example_errors = (torch.full((P, len(data.X_valid)), float("inf"), device=dev)
@@ -123,17 +123,21 @@ class Population:
         self.first_loss = np.full(P, np.nan)
         self.divergence = np.array(_values(members, "divergence"))
         self.retired: list[int] = []       # stopped members whose results were not handed out yet
-        replayable = self.plain_sgd and self.average is None and self.hp.sparsity == "none"
+        replayable = self.plain_sgd and not polyak
         self.replay = Replay(dev) if replayable and (dev.type == "cuda" if replay is None else replay) else None
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        return self.live["params"]
 
     # ---- construction ------------------------------------------------------------------
 
-    def _rule(self, P: int) -> list[optim.Transform]:
+    def _rule(self, P: int, params: dict) -> list[optim.Transform]:
         """The transforms of the update rule, with each member's coefficients; a transform every
         member would skip (all coefficients zero) is left out. None left: plain SGD."""
-        ms, names = self.members, list(self.params)
-        layer = {name: int(name[1:]) for name in names}
-        decayed = names if self.hp.decay_biases else [n for n in names if n.startswith("W")]
+        ms, names, family = self.members, list(params), self.family
+        layer = {name: family.layer(name) for name in names}
+        decayed = names if self.hp.decay_biases else [n for n in names if family.is_weight(n)]
 
         def column(values):
             return optim.per_member(values, P).to(self.data.device)
@@ -157,95 +161,68 @@ class Population:
     def _step(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # Replayed: the rates are lr0 at every step; an epoch's shorter last minibatch is not
         # (capturing its shape would leave every full minibatch after it launched)
-        if self.replay is not None and self.schedule.constant and idx.shape[1] == self.hp.batch_size:
+        live = self.live
+        schedule = live["schedule"]
+        if self.replay is not None and schedule.constant and idx.shape[1] == self.hp.batch_size:
             losses, = self.replay(self._replayed, idx)
             return losses, losses
         X, y = self._minibatch(idx)
-        rates = self.schedule.rates(step)
-        grads = None
-        if self.hp.sparsity != "none":
-            losses, criterion, grads = self._graph_gradients(X, y)
-        elif self.plain_sgd:
-            losses = criterion = self._sgd(X, y, rates)
+        rates = schedule.rates(step)
+        if self.plain_sgd:
+            losses = self.family.sgd_step(self.model, live["params"], live["extras"], X, y, rates)
+            criterion = losses
         else:
-            z, hidden = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=True)
-            losses, delta = output_delta(self.model.output, z, y)
-            losses = criterion = losses.mean(1)
-            grads = backprop.gradients(self.params, X, hidden, delta.div_(X.shape[1]), self.model.activation)
+            losses, criterion, grads = self.family.signal(self.model, self.hp, live["params"], live["extras"], X, y)
         with torch.no_grad():
-            if grads is not None:
-                updates = self.rule.update(grads, self.state, self.params, step=step,
+            if not self.plain_sgd:
+                updates = self.rule.update(grads, live["state"], live["params"], step=step,
                                            decay_scale=X.shape[1] / self.data.n_train)
-                optim.descend(self.params, updates, rates)
-            if self.average is not None:
-                optim.polyak_update(self.average, self.params, step, self.polyak_start)
+                optim.descend(live["params"], updates, rates)
+            if live["average"] is not None:
+                optim.polyak_update(live["average"], live["params"], step, live["polyak_start"])
         return losses, criterion
 
     def _minibatch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each member's own minibatch [P, B, ...], gathered in one call per tensor."""
+        """Each member's own minibatch [P, B, ...], gathered in one call per tensor (the targets
+        are the inputs for a family that learns its own input)."""
         d, flat = self.data, idx.reshape(-1)
         X = d.X_train.index_select(0, flat).view(*idx.shape, -1)
+        if not self.family.supervised:
+            return X, X
         y = d.y_train.index_select(0, flat).view(*idx.shape, *d.y_train.shape[1:])
         return X, y
-
-    def _sgd(self, X: torch.Tensor, y: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
-        """One plain SGD update, fused into the backward pass; returns the minibatch losses [P]."""
-        z, hidden = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=True)
-        losses, delta = output_delta(self.model.output, z, y)
-        backprop.sgd_step(self.params, X, hidden, delta.mul_((rates / -X.shape[1]).view(-1, 1, 1)),
-                          self.model.activation)
-        return losses.mean(1)
 
     def _replayed(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
         """The update a Replay captures: it reads only ``idx`` and tensors that stay in place
         until the population is compacted (which makes the Replay forget it)."""
-        return (self._sgd(*self._minibatch(idx), self.schedule.lr0),)
-
-    def _graph_gradients(self, X: torch.Tensor, y: torch.Tensor):
-        """Gradients through autograd, for criteria with a sparsity penalty on the hidden units."""
-        params = list(self.params.values())
-        for v in params:
-            v.requires_grad_()
-        try:
-            z, hidden = forward(self.params, X, self.model.activation, self.forward_masks, keep_hidden=True)
-            losses = example_losses(self.model.output, z, y).mean(1)
-            masks = self.masks or [None] * len(hidden)
-            penalty = sum(sparsity_penalty(self.hp.sparsity, h, self.sparsity_target, m)
-                          for h, m in zip(hidden, masks))
-            criterion = losses + self.sparsity_coef * penalty
-            grads = torch.autograd.grad(criterion.sum(), params)
-        finally:                          # the updates that follow are in place, outside any graph
-            for v in params:
-                v.requires_grad_(False)
-        return losses.detach(), criterion.detach(), dict(zip(self.params, grads))
+        live = self.live
+        X, y = self._minibatch(idx)
+        return (self.family.sgd_step(self.model, live["params"], live["extras"], X, y, live["schedule"].lr0),)
 
     # ---- validation and stopping ---------------------------------------------------------
 
-    def _evaluate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-example validation loss and error, [P_alive, N], in chunks to bound memory."""
-        d = self.data
-        params = self.average if self.average is not None else self.params
-        width = max(v.shape[-1] for k, v in params.items() if k.startswith("b"))
-        chunk = max(1, (1 << 24) // (len(self.alive) * width))
-        losses, errors = [], []
-        with torch.no_grad():
-            for s in range(0, len(d.X_valid), chunk):
-                X, y = d.X_valid[s:s + chunk], d.y_valid[s:s + chunk]
-                z = forward(params, X, self.model.activation, self.forward_masks)
-                losses.append(example_losses(self.model.output, z, y))
-                errors.append(example_errors(self.model.output, z, y))
-        return torch.cat(losses, 1), torch.cat(errors, 1)
+    def _evaluate(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-example validation error and monitors, [P_alive, N]."""
+        live, d = self.live, self.data
+        params = live["average"] if live["average"] is not None else live["params"]
+        y = d.X_valid if not self.family.supervised else d.y_valid
+        return self.family.evaluate(self.model, params, live["extras"], d.X_valid, y)
 
     def _validate(self, examples: int, train_loss: np.ndarray, seconds: float, pos: np.ndarray) -> np.ndarray:
         """Validate the alive members at positions ``pos``; returns the reason each of them
         stops now (or None)."""
         ids = self.alive[pos]
-        example_loss, example_error = (t[torch.as_tensor(pos, device=t.device)] for t in self._evaluate())
-        vloss = example_loss.mean(1).cpu().numpy().astype(np.float64)
+        at = torch.as_tensor(pos, device=self.data.device)
+        example_error, monitors = self._evaluate()
+        example_error = example_error[at]
         verr = example_error.mean(1).cpu().numpy().astype(np.float64)
+        means = {k: v[at].mean(1).cpu().numpy().astype(np.float64) for k, v in monitors.items()}
+        vloss = next(iter(means.values()))
         train_loss = train_loss[pos]
         limit = self.divergence[ids] * self.first_loss[ids]
-        diverged = ~np.isfinite(train_loss) | (train_loss > limit) | ~np.isfinite(vloss)
+        diverged = ~np.isfinite(train_loss) | (train_loss > limit) | ~np.isfinite(verr)
+        for v in means.values():
+            diverged |= ~np.isfinite(v)
         accept = None
         if self.best_example_errors is not None:
             passed = significant(self.best_example_errors[ids], example_error,
@@ -258,7 +235,7 @@ class Population:
             self.best_loss[ids[new]] = vloss[new]
         for j, i in enumerate(ids):
             self.curves[i].append({"examples_seen": examples, "train_loss": float(train_loss[j]),
-                                   "valid_loss": float(vloss[j]), "valid_error": float(verr[j]),
+                                   **{k: float(v[j]) for k, v in means.items()}, "valid_error": float(verr[j]),
                                    "seconds": round(seconds, 4)})
         reasons = np.full(len(ids), None, dtype=object)
         reasons[self.patience.exhausted(ids, examples)] = "patience"
@@ -269,7 +246,7 @@ class Population:
         """Copy the validated parameters of alive positions ``pos`` into the best slots ``ids``."""
         dev = self.data.device
         pos, dest = torch.as_tensor(pos, device=dev), torch.as_tensor(ids, device=dev)
-        params = self.average if self.average is not None else self.params
+        params = self.live["average"] if self.live["average"] is not None else self.live["params"]
         with torch.no_grad():
             for k, v in params.items():
                 self.best[k].index_copy_(0, dest, v.index_select(0, pos))
@@ -291,18 +268,7 @@ class Population:
         done[pos] = True
         keep = torch.as_tensor(np.flatnonzero(~done), device=self.data.device)
         with torch.no_grad():
-            self.params = {k: v.index_select(0, keep) for k, v in self.params.items()}
-        self.state = optim.select(self.state, keep)
-        self.schedule.select(keep)
-        if self.average is not None:
-            self.average = optim.select(self.average, keep)
-            self.polyak_start = self.polyak_start.index_select(0, keep)
-        if self.masks is not None:
-            self.masks = optim.select(self.masks, keep)
-            self.forward_masks = self.masks if self.forward_masks is not None else None
-        self.sparsity_coef = self.sparsity_coef.index_select(0, keep)
-        self.sparsity_target = self.sparsity_target.index_select(0, keep)
-        self.interval[0] = self.interval[0].index_select(0, keep)
+            self.live = optim.select(self.live, keep)
         self.alive = self.alive[~done]
         if self.replay is not None:
             self.replay.forget()
@@ -348,7 +314,7 @@ class Population:
         max_epochs = np.array(_values(self.members, "max_epochs"))
         self.start = time.perf_counter()
         examples = step = epoch = 0
-        self.interval = [torch.zeros(len(self.alive), device=d.device), 0]  # train loss since last validation
+        self.steps_in_interval = 0
         while len(self.alive):
             epoch += 1
             order = self._orders()
@@ -358,8 +324,8 @@ class Population:
                 losses, criterion = self._step(order[:, s:s + B], step)
                 if step == 1:
                     self.first_loss[self.alive] = losses.cpu().numpy()
-                self.interval[0] += losses
-                self.interval[1] += 1
+                self.live["interval"] += losses
+                self.steps_in_interval += 1
                 epoch_criterion += criterion
                 seen = min(B, d.n_train - s)
                 examples += seen
@@ -370,7 +336,7 @@ class Population:
                         order, epoch_criterion = order[keep], epoch_criterion[keep]
                     if not len(self.alive):
                         return
-            self.schedule.end_epoch(step, epoch_criterion / -(-d.n_train // B))
+            self.live["schedule"].end_epoch(step, epoch_criterion / -(-d.n_train // B))
             spent = np.flatnonzero(max_epochs[self.alive] <= epoch)
             if len(spent):
                 # A member out of budget gets a last validation unless it just had one; the
@@ -385,14 +351,15 @@ class Population:
     def _check(self, examples: int, pos: np.ndarray, progress, budget: bool = False):
         """Validate members at alive positions ``pos``, report progress, retire those that stop;
         returns the kept positions when the population shrank."""
-        count = max(self.interval[1], 1)
-        train_loss = (self.interval[0] / count).cpu().numpy().astype(np.float64)
+        count = max(self.steps_in_interval, 1)
+        train_loss = (self.live["interval"] / count).cpu().numpy().astype(np.float64)
         seconds = time.perf_counter() - self.start
         reasons = self._validate(examples, train_loss, seconds, pos)
         if budget:
             reasons = np.array([r or "budget" for r in reasons], dtype=object)
         else:
-            self.interval = [torch.zeros_like(self.interval[0]), 0]
+            self.live["interval"].zero_()
+            self.steps_in_interval = 0
         if progress is not None:
             ids = self.alive
             progress({"examples_seen": examples, "members": len(self.members), "alive": len(ids),
@@ -407,9 +374,7 @@ class Population:
             yield i, self._result(i)
 
     def _result(self, i: int) -> Result:
-        m, d = self.members[i], self.data
-        best = {k: v[i].unsqueeze(0).cpu() for k, v in self.best.items()}
-        best["W0"] = d.reorder(best["W0"], back=True)
+        m = self.members[i]
         return Result(m, float(self.patience.best[i]), float(self.best_loss[i]), int(self.patience.best_at[i]),
                       int(self.stopped_at[i, 0]), self.stopped[i], float(self.stopped_at[i, 1]), self.curves[i],
-                      member_params(best, 0, m.model, d.n_in, d.n_out))
+                      self.family.unstack(self.best, i, m.model, self.data))

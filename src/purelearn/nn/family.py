@@ -1,0 +1,105 @@
+"""What the training loop asks of a model family (§1.1-1.2: MLPs, auto-encoders, ...).
+
+The loop (``train.population``) knows examples, schedules, patience and compaction; a family
+knows its model: validating its spec, drawing and stacking members' parameters, which tensors
+are weights of which layer, what members may share a population, and the computations on a
+minibatch. Every method works on a population: parameters are a dict of tensors with a leading
+member dimension P, and ``extras`` is the family's own per-member state (masks, coefficients,
+generators) as a tree that ``optim.select`` compacts with the parameters.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+
+
+class Members(list):
+    """A per-member list of Python objects (generators, ...): ``optim.select`` keeps the members
+    kept, as it does a tensor's rows."""
+
+    def select(self, keep: torch.Tensor) -> "Members":
+        return Members(self[i] for i in keep.tolist())
+
+
+class Family(abc.ABC):
+    """A model family; ``spec`` below is one member's model (a frozen dataclass of its own)."""
+
+    name: str
+    supervised = True                  # learns targets y; otherwise its own input
+    fused = False                      # has ``sgd_step``: plain SGD fused into its backward pass
+    leaves_out_constant_inputs = False  # may train without inputs zero in every training example
+
+    @abc.abstractmethod
+    def check(self, spec, splits):
+        """The validated spec, with names made canonical and defaults resolved for the data."""
+
+    @abc.abstractmethod
+    def n_layers(self, spec) -> int:
+        """Weight layers, for the per-layer training knobs (l1, l2, lr_scale: output last)."""
+
+    @abc.abstractmethod
+    def widths(self, spec) -> tuple[int, ...]:
+        """Layer widths that may differ inside a population (padded to the widest)."""
+
+    @abc.abstractmethod
+    def group_key(self, spec) -> tuple:
+        """Members with equal keys (and training keys) can train as one population."""
+
+    @abc.abstractmethod
+    def sizes(self, spec, n_in: int, n_out: int) -> list[int]:
+        """Units per layer, input first: what a member costs and how it is described."""
+
+    @abc.abstractmethod
+    def n_params(self, spec, n_in: int, n_out: int) -> int:
+        """Number of trained numbers of one member."""
+
+    @abc.abstractmethod
+    def init(self, spec, n_in: int, n_out: int, seed: int) -> dict[str, torch.Tensor]:
+        """One member's parameters, drawn from its own seed (the same alone or in a population)."""
+
+    @abc.abstractmethod
+    def stack(self, members, drawn: list[dict], data) -> tuple[dict, dict]:
+        """(parameters [P, ...], extras) of a population from each member's own parameters."""
+
+    @abc.abstractmethod
+    def unstack(self, params: dict, p: int, spec, data) -> dict[str, torch.Tensor]:
+        """Member p's parameters cut back to its own sizes, in the data's input order."""
+
+    @abc.abstractmethod
+    def layer(self, name: str) -> int:
+        """The weight layer a parameter tensor belongs to."""
+
+    @abc.abstractmethod
+    def is_weight(self, name: str) -> bool:
+        """Weights decay; biases only with train.decay_biases."""
+
+    @abc.abstractmethod
+    def signal(self, spec, hp, params: dict, extras: dict, X: torch.Tensor, y: torch.Tensor):
+        """(losses [P], criterion [P], gradients) on a minibatch X [P, B, d] (targets y): the
+        criterion includes the penalties; the gradients are the direction the update rule
+        descends (a loss's gradient, or an estimate of one)."""
+
+    def sgd_step(self, spec, params, extras, X, y, rates) -> torch.Tensor:
+        """A fused plain-SGD update with each member's rate [P]; returns the losses [P]."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def evaluate(self, spec, params: dict, extras: dict, X: torch.Tensor, y: torch.Tensor):
+        """(error [P, N], monitors {name: [P, N]}) per validation example, without a graph: the
+        error is what early stopping minimizes, the monitors are recorded beside it (the first
+        is the result's ``best_valid_loss``)."""
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(cls: type[Family]) -> type[Family]:
+    """Class decorator: the family's one instance, found by name (``[model] family``)."""
+    FAMILIES[cls.name] = cls()
+    return cls
+
+
+def family_of(spec) -> Family:
+    return FAMILIES[spec.family]
