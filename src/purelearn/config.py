@@ -14,7 +14,7 @@ from pathlib import Path
 from .data import load, prepare
 from .data.splits import Splits
 from .errors import ConfigError, closest, unknown
-from .nn import MLP
+from .nn import FAMILIES, MLP, AutoEncoder
 from .train import Member, Training
 
 
@@ -43,6 +43,8 @@ class DataSpec:
 
 
 SECTIONS = {"data": DataSpec, "model": MLP, "train": Training}
+# [model] family = ...: the model spec each family reads its keys into (MLP by default)
+MODELS = {name: family.spec for name, family in FAMILIES.items()}
 TOP_LEVEL = {"device": "cpu"}
 # Keys whose value may be one number or a list of numbers.
 NUMBER_OR_LIST = {"model.hidden", "train.l1", "train.l2", "train.lr_scale"}
@@ -51,7 +53,7 @@ NUMBER_OR_LIST = {"model.hidden", "train.l1", "train.l2", "train.lr_scale"}
 @dataclass(frozen=True)
 class Config:
     data: DataSpec = field(default_factory=DataSpec)
-    model: MLP = field(default_factory=MLP)
+    model: MLP | AutoEncoder = field(default_factory=MLP)
     train: Training = field(default_factory=Training)
     device: str = "cpu"
 
@@ -60,13 +62,24 @@ class Config:
 
     def to_dict(self) -> dict:
         d = {s: asdict(getattr(self, s)) for s in SECTIONS} | {"device": self.device}
+        if self.model.family != "mlp":          # an MLP's config reads as it did before families
+            d["model"] = {"family": self.model.family, **d["model"]}
         return _jsonable(d)
 
     def with_values(self, values: dict[str, object]) -> "Config":
         """A copy with dotted keys set (``{"train.lr": 0.1}``), each checked and coerced."""
         sections = {s: {} for s in SECTIONS}
         top = {}
+        model = self.model
+        if "model.family" in values:
+            family = values["model.family"]
+            if family not in MODELS:
+                raise unknown("model family (model.family)", family, MODELS)
+            if family != model.family:
+                model = MODELS[family]()
         for key, value in values.items():
+            if key == "model.family":
+                continue
             section, _, name = key.partition(".")
             if not name:
                 if key in SECTIONS:
@@ -78,11 +91,15 @@ class Config:
                 continue
             if section not in SECTIONS:
                 raise unknown("config section", section, SECTIONS)
-            allowed = {f.name: f.default for f in fields(SECTIONS[section])}
+            spec = type(model) if section == "model" else SECTIONS[section]
+            allowed = {f.name: f.default for f in fields(spec)}
             if name not in allowed:
-                raise unknown(f"key in [{section}]", name, allowed)
+                where = f"[model] of the {model.family} family" if section == "model" else f"[{section}]"
+                raise unknown(f"key in {where}", name, allowed)
             sections[section][name] = _coerce(key, value, allowed[name])
-        return replace(self, **{s: replace(getattr(self, s), **v) for s, v in sections.items() if v}, **top)
+        current = {"data": self.data, "model": model, "train": self.train}
+        changed = {s: replace(current[s], **v) for s, v in sections.items() if v}
+        return replace(self, **{"model": model, **changed}, **top)
 
 
 def _coerce(key: str, value, default):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError, PurelearnError
+from ..nn.family import family_of
 
 _UNITS_K = re.compile(r"^model\.units_(\d+)$")
 
@@ -69,11 +70,11 @@ def _splits(config: Config):
 
 
 def _data(key: tuple, splits):
-    """The splits on the training device for a (data spec, device) key (§5.1)."""
+    """The splits on the training device for a (data spec, device, inputs left out) key (§5.1)."""
     from ..train import resolve_device
     from ..train.population import Data
 
-    return _once(_DATA, key, lambda: Data(splits, resolve_device(key[1])))
+    return _once(_DATA, key, lambda: Data(splits, resolve_device(key[1]), key[2]))
 
 
 def _outcome(result) -> Outcome:
@@ -104,12 +105,14 @@ class ConfigObjective:
         """(index, member, splits, data key, error) for each job [(number, params, seed)]: the
         error message, with the rest None, where the job's settings are refused."""
         from ..train import check_member
+        from ..train.fit import leaves_out_inputs
 
         for i, (number, params, seed) in enumerate(jobs):
             try:
                 cfg = apply_params(self.config, params, seed)
                 splits = _splits(cfg)
-                yield i, check_member(cfg.member(), splits), splits, (data_key(cfg), cfg.device), None
+                member = check_member(cfg.member(), splits)
+                yield i, member, splits, (data_key(cfg), cfg.device, leaves_out_inputs([member])), None
             except PurelearnError as e:
                 yield i, None, None, None, f"{type(e).__name__}: {e}"
 
@@ -126,10 +129,10 @@ class ConfigObjective:
             if error:
                 costs.append(([i], 0.0))
                 continue
-            sizes = member.model.sizes(splits.n_features, splits.n_outputs)
-            cost = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * member.train.max_epochs * len(splits.X_train)
+            shape = (splits.n_features, splits.n_outputs)
+            cost = family_of(member.model).n_params(member.model, *shape) * member.train.max_epochs * len(splits.X_train)
             by_data.setdefault(key, []).append((i, member, cost, (splits.n_features, splits.n_outputs)))
-        for (_, device), group in by_data.items():
+        for (_, device, _), group in by_data.items():
             shape = group[0][3]
             for part in populations([m for _, m, _, _ in group], size, width_ratio(resolve_device(device)),
                                     self.memory_limit, lambda m: footprint(m, *shape)):

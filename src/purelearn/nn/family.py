@@ -27,6 +27,7 @@ class Family(abc.ABC):
     """A model family; ``spec`` below is one member's model (a frozen dataclass of its own)."""
 
     name: str
+    spec: type                         # the dataclass of one member's model
     supervised = True                  # learns targets y; otherwise its own input
     fused = False                      # has ``sgd_step``: plain SGD fused into its backward pass
     leaves_out_constant_inputs = False  # may train without inputs zero in every training example
@@ -68,8 +69,8 @@ class Family(abc.ABC):
         """Member p's parameters cut back to its own sizes, in the data's input order."""
 
     @abc.abstractmethod
-    def layer(self, name: str) -> int:
-        """The weight layer a parameter tensor belongs to."""
+    def layer(self, spec, name: str) -> int:
+        """The weight layer a parameter tensor belongs to (counted as ``n_layers``)."""
 
     @abc.abstractmethod
     def is_weight(self, name: str) -> bool:
@@ -84,6 +85,14 @@ class Family(abc.ABC):
     def sgd_step(self, spec, params, extras, X, y, rates) -> torch.Tensor:
         """A fused plain-SGD update with each member's rate [P]; returns the losses [P]."""
         raise NotImplementedError
+
+    @abc.abstractmethod
+    def predict(self, spec, params: dict, X: torch.Tensor) -> torch.Tensor:
+        """One member's (unstacked parameters) outputs [n, k] for inputs X [n, d]."""
+
+    @abc.abstractmethod
+    def encode(self, spec, params: dict, X: torch.Tensor) -> torch.Tensor:
+        """One member's representation [n, H] of inputs X [n, d] (its top hidden layer)."""
 
     @abc.abstractmethod
     def evaluate(self, spec, params: dict, extras: dict, X: torch.Tensor, y: torch.Tensor):

@@ -12,6 +12,7 @@ units are masked to zero, so they neither compute nor learn (their weights start
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ class MLP:
     init_scale: multiplies the initial range. zero_output: start output weights at 0.
     """
 
-    family = "mlp"
+    family: ClassVar[str] = "mlp"
 
     hidden: tuple[int, ...] = (100,)
     activation: str = "tanh"
@@ -165,6 +166,7 @@ class MLPFamily(Family):
     plain SGD fused into it; autograd only for a sparsity penalty on the hidden units."""
 
     name = "mlp"
+    spec = MLP
     fused = True
     leaves_out_constant_inputs = True
 
@@ -205,7 +207,7 @@ class MLPFamily(Family):
         best["W0"] = data.reorder(best["W0"], back=True)
         return member_params(best, 0, spec, data.n_in, data.n_out)
 
-    def layer(self, name: str) -> int:
+    def layer(self, spec, name: str) -> int:
         return int(name[1:])
 
     def is_weight(self, name: str) -> bool:
@@ -249,6 +251,19 @@ class MLPFamily(Family):
             for v in tensors:
                 v.requires_grad_(False)
         return losses.detach(), criterion.detach(), dict(zip(params, grads))
+
+    def predict(self, spec, params, X):
+        """Output pre-activations."""
+        return predict_scores(params, X, spec.activation)
+
+    def encode(self, spec, params, X):
+        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        top = {k: v for k, v in stacked.items() if int(k[1:]) < len(spec.hidden)}
+        if not top:
+            return torch.as_tensor(X, dtype=torch.float32)
+        with torch.no_grad():       # the last hidden layer, computed as an output layer then activated
+            z = forward(top, torch.as_tensor(X, dtype=torch.float32), spec.activation)[0]
+        return activation_fn(spec.activation).apply(z)
 
     def evaluate(self, spec, params, extras, X, y):
         """Per-example error and loss, [P, N], in chunks to bound memory."""

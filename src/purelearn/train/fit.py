@@ -10,6 +10,7 @@ from dataclasses import replace
 import torch
 
 from ..errors import ConfigError
+from ..nn.family import family_of
 from .hyper import Member
 from .memory import allocation_failed, check_fits, footprint, is_allocation_failure
 from .population import Data, Population
@@ -39,19 +40,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def check_member(member: Member, splits) -> Member:
     """Validate a member against the data it will train on."""
-    model = member.model.checked(splits.task)
-    train = member.train.checked(len(splits.X_train), len(model.hidden) + 1)
+    family = family_of(member.model)
+    model = family.check(member.model, splits)
+    train = member.train.checked(len(splits.X_train), family.n_layers(model))
     if train.sparsity == "kl" and model.activation != "sigmoid":
         raise ConfigError("train.sparsity = 'kl' needs activations in (0, 1): set model.activation = 'sigmoid' "
                           "or pick another penalty (l1, student_t, squared).")
-    if train.sparsity != "none" and not model.hidden:
+    if train.sparsity != "none" and not family.widths(model):
         raise ConfigError("train.sparsity penalizes hidden units, but model.hidden is empty.")
+    if train.significance and not (family.supervised and splits.task == "classification"):
+        raise ConfigError(f"train.significance = {train.significance}: the test of a new minimum compares "
+                          "misclassified examples, so it needs a classifier; set it to 0.")
     return replace(member, model=model, train=train)
 
 
 def structure(member: Member) -> tuple:
-    m = member.model
-    return (len(m.hidden), m.activation, m.output, *member.train.group_key())
+    family = family_of(member.model)
+    return (family.name, *family.group_key(member.model), *member.train.group_key())
+
+
+def leaves_out_inputs(members: list[Member]) -> bool:
+    """Whether these members may train without the inputs zero in every training example."""
+    return all(family_of(m.model).leaves_out_constant_inputs for m in members)
 
 
 def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
@@ -88,7 +98,7 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
     shape = (splits.n_features, splits.n_outputs)
     for m in checked:
         check_fits(m, *shape, memory_limit)
-    data = data or Data(splits, resolve_device(device))
+    data = data or Data(splits, resolve_device(device), leaves_out_inputs(checked))
     cost = None if memory_limit is None else (lambda m: footprint(m, *shape))
     for part in populations(checked, max_population or len(checked), width_ratio(data.device), memory_limit, cost):
         group = [checked[i] for i in part]
@@ -126,13 +136,15 @@ def populations(members: list[Member], size: int, ratio: float = WIDTH_RATIO, me
         groups[structure(m)].append(i)
     out = []
     for idx in groups.values():
-        idx = sorted(idx, key=lambda i: members[i].model.hidden)
+        family = family_of(members[idx[0]].model)
+        widths = {i: family.widths(members[i].model) for i in idx}
+        idx = sorted(idx, key=widths.get)
         part = [idx[0]]
         for i in idx[1:]:
-            narrowest = members[part[0]].model.hidden
+            narrowest = widths[part[0]]
             fits = memory_limit is None or (len(part) + 1) * max(map(cost, (members[j] for j in [*part, i]))) \
                 <= memory_limit
-            if len(part) < size and fits and all(w <= ratio * n for w, n in zip(members[i].model.hidden, narrowest)):
+            if len(part) < size and fits and all(w <= ratio * n for w, n in zip(widths[i], narrowest)):
                 part.append(i)
             else:
                 out.append(part)

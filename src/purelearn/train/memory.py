@@ -8,6 +8,7 @@ import os
 import torch
 
 from ..errors import PurelearnError
+from ..nn.family import family_of
 
 
 class MemoryLimitError(PurelearnError):
@@ -24,10 +25,10 @@ def member_bytes(n_params: int, batch: int, widths: int, optimizer_copies: int =
 
 
 def footprint(member, n_in: int, n_out: int) -> int:
-    """``member_bytes`` of a member (an ``MLP`` and its ``Training``) on data of that shape."""
-    sizes = member.model.sizes(n_in, n_out)
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    return member_bytes(n_params, member.train.batch_size, sum(sizes))
+    """``member_bytes`` of a member (a model and its ``Training``) on data of that shape."""
+    family = family_of(member.model)
+    sizes = family.sizes(member.model, n_in, n_out)
+    return member_bytes(family.n_params(member.model, n_in, n_out), member.train.batch_size, sum(sizes))
 
 
 def default_memory_limit(device: str, workers: int = 1) -> int:
@@ -43,7 +44,7 @@ def default_memory_limit(device: str, workers: int = 1) -> int:
 
 
 def describe(member, n_in: int, n_out: int) -> str:
-    return "-".join(map(str, member.model.sizes(n_in, n_out)))
+    return "-".join(map(str, family_of(member.model).sizes(member.model, n_in, n_out)))
 
 
 def check_fits(member, n_in: int, n_out: int, limit: int | None) -> None:

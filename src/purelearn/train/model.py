@@ -13,19 +13,20 @@ import torch
 
 from ..data.preprocess import Step, apply_steps
 from ..errors import DataError, PurelearnError
-from ..nn import MLP, example_errors
-from ..nn.mlp import predict_scores
+from ..nn import FAMILIES, MLP, AutoEncoder, example_errors, family_of
+from ..nn.autoencoder import decode, reconstruction_errors
 
 FORMAT = "purelearn.model/1"
 
 
 @dataclass
 class Model:
-    """spec: the checked architecture. params: ``W{l}`` [fan_out, fan_in] and ``b{l}`` [1, fan_out].
-    preprocessing: the fitted steps, applied in order to raw inputs. classes: the label of each
-    output class (None: class k is label k). n_inputs: the raw inputs' width."""
+    """spec: the checked architecture (of any family). params: an MLP's ``W{l}`` [fan_out, fan_in]
+    and ``b{l}`` [1, fan_out] (each family names its own). preprocessing: the fitted steps,
+    applied in order to raw inputs. classes: the label of each output class (None: class k is
+    label k). n_inputs: the raw inputs' width."""
 
-    spec: MLP
+    spec: object
     params: dict
     preprocessing: list
     classes: tuple | None
@@ -44,20 +45,34 @@ class Model:
         return apply_steps(self.preprocessing, X.astype(np.float32), "new")
 
     def scores(self, X) -> torch.Tensor:
-        """Output pre-activations [n, k] for raw inputs X [n, d]."""
-        return predict_scores(self.params, self.inputs(X), self.spec.activation)
+        """The family's outputs [n, k] for raw inputs X [n, d]: an MLP's output pre-activations,
+        an auto-encoder's reconstruction (of the preprocessed inputs)."""
+        return family_of(self.spec).predict(self.spec, self.params, self.inputs(X))
+
+    def encode(self, X) -> np.ndarray:
+        """The representation [n, H] of raw inputs: the top hidden layer, an auto-encoder's code."""
+        return family_of(self.spec).encode(self.spec, self.params, self.inputs(X)).numpy()
 
     def predict(self, X) -> np.ndarray:
-        """Class labels (softmax), 0/1 labels (sigmoid) or values (linear) for raw inputs."""
+        """Class labels (softmax), 0/1 labels (sigmoid) or values (linear) for raw inputs; an
+        auto-encoder's reconstruction."""
         z = self.scores(X)
+        if not isinstance(self.spec, MLP):
+            return z.numpy()
         if self.spec.output == "softmax":
             codes = z.argmax(-1).numpy()
             return codes if self.classes is None else np.asarray(self.classes)[codes]
         return (z > 0).float().numpy() if self.spec.output == "sigmoid" else z.numpy()
 
-    def error(self, X, y) -> float:
+    def error(self, X, y=None) -> float:
         """The mean validation criterion on raw inputs X and targets y as loaded (labels for
-        classification: a label the model never saw counts as an error)."""
+        classification: a label the model never saw counts as an error); an auto-encoder's
+        mean reconstruction error of X (clean, y unused)."""
+        if isinstance(self.spec, AutoEncoder):
+            x = torch.as_tensor(self.inputs(X))
+            code = self.encode(X)
+            z = decode({k: v.unsqueeze(0) for k, v in self.params.items()}, torch.as_tensor(code).unsqueeze(0))
+            return float(reconstruction_errors(self.spec.reconstruction, z, x.unsqueeze(0)).mean())
         z = self.scores(X).unsqueeze(0)
         if self.spec.output != "softmax":
             return float(example_errors(self.spec.output, z, torch.as_tensor(np.asarray(y, np.float32))).mean())
@@ -67,7 +82,8 @@ class Model:
 
     def to_bytes(self) -> bytes:
         """The model as bytes ``torch.load(..., weights_only=True)`` reads (tensors and plain values)."""
-        state = {"format": FORMAT, "spec": _plain(asdict(self.spec)), "params": self.params,
+        state = {"format": FORMAT, "spec": {"family": self.spec.family, **_plain(asdict(self.spec))},
+                 "params": self.params,
                  "n_inputs": self.n_inputs, "classes": None if self.classes is None else list(self.classes),
                  "preprocessing": [{"name": s.name, "arg": s.arg,
                                     "state": {k: torch.as_tensor(np.asarray(v)) for k, v in s.state.items()}}
@@ -82,11 +98,14 @@ class Model:
             state = torch.load(io.BytesIO(data), weights_only=True)
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise ValueError(f"format {state.get('format') if isinstance(state, dict) else None!r}")
-            spec = state["spec"]
+            spec = dict(state["spec"])
+            kind = FAMILIES[spec.pop("family", "mlp")].spec
+            if isinstance(spec.get("hidden"), list):
+                spec["hidden"] = tuple(spec["hidden"])
             steps = [Step(s["name"], s["arg"], {k: v.numpy() for k, v in s["state"].items()})
                      for s in state["preprocessing"]]
             classes = state["classes"]
-            return cls(MLP(**{**spec, "hidden": tuple(spec["hidden"])}), state["params"], steps,
+            return cls(kind(**spec), state["params"], steps,
                        None if classes is None else tuple(classes), int(state["n_inputs"]))
         except Exception as e:  # any unreadable content is the same error to a user
             raise PurelearnError(f"{source} is not a purelearn model this version reads ({type(e).__name__}: "

@@ -1,0 +1,259 @@
+"""Auto-encoders (§1.2): one hidden layer that learns to reconstruct its input, trained as a
+population; denoising, contractive and sparse variants.
+
+Encoder h = act(W x + b); decoder tied (z = W^T h + c, the default) or untied (z = V h + c);
+the reconstruction is sigmoid(z) against inputs in [0, 1] with the cross-entropy, or z with the
+squared error. Denoising: the input is corrupted (``masking``: a fraction of its components set
+to 0; ``salt_pepper``: a fraction set to 0 or 1, half each; ``gaussian``: noise of standard
+deviation ``corruption_level`` added) and the reconstruction of the corrupted input is compared
+with the clean one. Contractive: ``contraction`` times the squared Frobenius norm of the
+encoder's Jacobian dh/dx, in closed form for an elementwise encoder:
+sum_j act'(a_j)^2 sum_i W_ji^2. Sparse: ``train.sparsity`` on the code h.
+
+Parameters: ``W0`` [P, H, d] and ``b0`` [P, 1, H] (encoder), ``b1`` [P, 1, d] (decoder bias),
+and untied ``W1`` [P, d, H]. Members may differ in H (padded units are masked to 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, unknown
+from .activations import activation as activation_fn
+from .activations import canonical
+from .family import Family, Members, register
+from .init import SCHEMES, init_bound
+from .mlp import stack_members, unit_masks
+from .penalties import sparsity_penalty
+
+RECONSTRUCTIONS = ("cross_entropy", "squared")
+CORRUPTIONS = ("masking", "salt_pepper", "gaussian")
+VALIDATION_SEED = 20120           # one corruption draw of the validation inputs, shared by every member
+
+
+@dataclass(frozen=True)
+class AutoEncoder:
+    """One auto-encoder (§1.2).
+
+    hidden: code units (500). activation: the encoder's (sigmoid). tied: decoder W^T (true) or
+    its own weights. reconstruction: cross_entropy (inputs in [0, 1]), squared, or auto (the
+    cross-entropy when every training input lies in [0, 1]). corruption: masking, salt_pepper
+    or gaussian, with corruption_level the fraction corrupted (or the noise's standard
+    deviation); 0: a plain auto-encoder. contraction: coefficient of the contractive penalty
+    (0: none). init, init_scale: as for the MLP.
+    """
+
+    family: ClassVar[str] = "autoencoder"
+    hidden: int = 500
+    activation: str = "sigmoid"
+    tied: bool = True
+    reconstruction: str = "auto"
+    corruption: str = "masking"
+    corruption_level: float = 0.0
+    contraction: float = 0.0
+    init: str = "glorot"
+    init_scale: float = 1.0
+
+    def checked(self, X_train: np.ndarray) -> "AutoEncoder":
+        hidden = self.hidden[0] if isinstance(self.hidden, (tuple, list)) and len(self.hidden) == 1 else self.hidden
+        if not isinstance(hidden, (int, np.integer)) or isinstance(hidden, bool) or hidden < 1:
+            raise ConfigError(f"model.hidden = {self.hidden!r}: an auto-encoder has one code layer; give its "
+                              "size, a whole number >= 1.")
+        if self.init not in SCHEMES:
+            raise unknown("initialization (model.init)", self.init, SCHEMES)
+        if not self.init_scale > 0:
+            raise ConfigError(f"model.init_scale = {self.init_scale} must be > 0.")
+        in_unit = bool(((X_train >= 0) & (X_train <= 1)).all())
+        reconstruction = ("cross_entropy" if in_unit else "squared") if self.reconstruction == "auto" \
+            else self.reconstruction
+        if reconstruction not in RECONSTRUCTIONS:
+            raise unknown("reconstruction (model.reconstruction)", reconstruction, RECONSTRUCTIONS + ("auto",))
+        if reconstruction == "cross_entropy" and not in_unit:
+            raise ConfigError("model.reconstruction = 'cross_entropy' needs inputs in [0, 1], and these are not; "
+                              "use 'squared', or preprocess the inputs into [0, 1].")
+        if self.corruption not in CORRUPTIONS:
+            raise unknown("corruption (model.corruption)", self.corruption, CORRUPTIONS)
+        level = self.corruption_level
+        fraction = self.corruption != "gaussian"
+        if not (0 <= level < 1 if fraction else 0 <= level < np.inf):
+            raise ConfigError(f"model.corruption_level = {level}: for {self.corruption} it is "
+                              + ("the fraction of inputs corrupted, in [0, 1)." if fraction else
+                                 "the noise's standard deviation, >= 0."))
+        if not self.contraction >= 0:
+            raise ConfigError(f"model.contraction = {self.contraction} must be >= 0.")
+        return AutoEncoder(int(hidden), canonical(self.activation), bool(self.tied), reconstruction, self.corruption,
+                           float(level), float(self.contraction), self.init, float(self.init_scale))
+
+
+def corrupt(X: torch.Tensor, kind: str, level: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The corrupted inputs [P, B, d] from X [P or 1, B, d], each member's ``level`` [P, 1, 1]
+    and the draw ``u`` [P or 1, B, d] (uniform in [0, 1), or standard normal for ``gaussian``)."""
+    if kind == "masking":
+        return X * (u >= level)
+    if kind == "salt_pepper":
+        return torch.where(u < level, (u >= level / 2).to(X.dtype), X)
+    return X + level * u
+
+
+def jacobian_norms(h: torch.Tensor, W: torch.Tensor, activation: str) -> torch.Tensor:
+    """||dh/dx||_F^2 per example, [P, B], for h = act(W x + b) [P, B, H] and W [P, H, d]:
+    sum_j act'(a_j)^2 sum_i W_ji^2 (the slope written from h, as the backward passes are)."""
+    slope = activation_fn(activation).backward(torch.ones_like(h), h)
+    return torch.bmm(slope.pow(2), W.pow(2).sum(-1, keepdim=True)).squeeze(-1)
+
+
+def encode(params: dict, X: torch.Tensor, activation: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The code h [P, B, H] of inputs X [P, B, d] (or [B, d], shared by the members)."""
+    W, b = params["W0"], params["b0"]
+    if X.dim() == 2:
+        X = X.expand(W.shape[0], *X.shape)
+    h = activation_fn(activation).apply(torch.baddbmm(b, X, W.transpose(1, 2)))
+    return h if mask is None else h * mask
+
+
+def decode(params: dict, h: torch.Tensor) -> torch.Tensor:
+    """The decoder's pre-activations z [P, B, d]."""
+    V = params["W1"] if "W1" in params else params["W0"].transpose(1, 2)
+    return torch.baddbmm(params["b1"], h, V.transpose(1, 2))
+
+
+def reconstruction_errors(kind: str, z: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Per example [P, B]: the cross-entropy of sigmoid(z) against X, or the squared error."""
+    X = X.expand_as(z)
+    if kind == "cross_entropy":
+        return F.binary_cross_entropy_with_logits(z, X, reduction="none").sum(-1)
+    return (z - X).pow(2).sum(-1)
+
+
+@register
+class AutoEncoderFamily(Family):
+    """Auto-encoders trained on their own input, gradients through autograd."""
+
+    name = "autoencoder"
+    spec = AutoEncoder
+    supervised = False
+
+    def check(self, spec: AutoEncoder, splits) -> AutoEncoder:
+        return spec.checked(splits.X_train)
+
+    def n_layers(self, spec) -> int:
+        return 1 if spec.tied else 2
+
+    def widths(self, spec) -> tuple[int, ...]:
+        return (spec.hidden,)
+
+    def group_key(self, spec) -> tuple:
+        return (spec.activation, spec.tied, spec.reconstruction, spec.corruption)
+
+    def sizes(self, spec, n_in, n_out) -> list[int]:
+        return [n_in, spec.hidden, n_in]
+
+    def n_params(self, spec, n_in, n_out) -> int:
+        return n_in * spec.hidden * (1 if spec.tied else 2) + spec.hidden + n_in
+
+    def init(self, spec, n_in, n_out, seed) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(int(seed))
+        r = init_bound(n_in, spec.hidden, spec.activation, spec.init, spec.init_scale)
+        params = {"W0": torch.empty(spec.hidden, n_in).uniform_(-r, r, generator=g),
+                  "b0": torch.zeros(1, spec.hidden), "b1": torch.zeros(1, n_in)}
+        if not spec.tied:
+            r = init_bound(spec.hidden, n_in, spec.activation, spec.init, spec.init_scale)
+            params["W1"] = torch.empty(n_in, spec.hidden).uniform_(-r, r, generator=g)
+        return params
+
+    def stack(self, members, drawn, data):
+        dev = data.device
+        masks = unit_masks([(m.model.hidden,) for m in members])
+
+        def column(values):
+            return torch.tensor([float(v) for v in values], device=dev)
+
+        extras = {"mask": None if masks is None else masks[0].to(dev),
+                  "corruption_level": column(m.model.corruption_level for m in members).view(-1, 1, 1),
+                  "contraction": column(m.model.contraction for m in members),
+                  "sparsity_coef": column(m.train.sparsity_coef for m in members),
+                  "sparsity_target": column(m.train.sparsity_target for m in members),
+                  # each member's corruption from its own generator: the same alone or in any population
+                  "noise": Members(torch.Generator(dev).manual_seed(int(m.train.seed) * 7919 + 2) for m in members)}
+        return stack_members(drawn, dev), extras
+
+    def unstack(self, params, p, spec, data) -> dict[str, torch.Tensor]:
+        H = spec.hidden
+        out = {"W0": params["W0"][p, :H], "b0": params["b0"][p, :, :H], "b1": params["b1"][p]}
+        if "W1" in params:
+            out["W1"] = params["W1"][p, :, :H]
+        return {k: v.detach().cpu().clone() for k, v in out.items()}
+
+    def layer(self, spec, name: str) -> int:
+        # tied: one weight layer; untied: the encoder's (W0, b0) and the decoder's (W1, b1)
+        return 0 if spec.tied else int(name[1:])
+
+    def is_weight(self, name: str) -> bool:
+        return name.startswith("W")
+
+    def _draw(self, spec, extras, shape, device) -> torch.Tensor:
+        fill = torch.randn if spec.corruption == "gaussian" else torch.rand
+        return torch.stack([fill(*shape, generator=g, device=device) for g in extras["noise"]])
+
+    def signal(self, spec, hp, params, extras, X, y):
+        level = extras["corruption_level"]
+        noisy = X
+        if bool((level > 0).any()):
+            noisy = corrupt(X, spec.corruption, level, self._draw(spec, extras, X.shape[1:], X.device))
+        tensors = list(params.values())
+        for v in tensors:
+            v.requires_grad_()
+        try:
+            h = encode(params, noisy, spec.activation, extras["mask"])
+            losses = reconstruction_errors(spec.reconstruction, decode(params, h), X).mean(1)
+            criterion = losses
+            if bool((extras["contraction"] > 0).any()):
+                criterion = criterion + extras["contraction"] * jacobian_norms(h, params["W0"], spec.activation).mean(1)
+            if hp.sparsity != "none":
+                criterion = criterion + extras["sparsity_coef"] * sparsity_penalty(
+                    hp.sparsity, h, extras["sparsity_target"], extras["mask"])
+            grads = torch.autograd.grad(criterion.sum(), tensors)
+        finally:
+            for v in tensors:
+                v.requires_grad_(False)
+        return losses.detach(), criterion.detach(), dict(zip(params, grads))
+
+    def predict(self, spec, params, X):
+        """The reconstruction of X (sigmoid(z) with the cross-entropy, z with the squared error)."""
+        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        with torch.no_grad():
+            z = decode(stacked, encode(stacked, torch.as_tensor(X, dtype=torch.float32), spec.activation))[0]
+        return z.sigmoid() if spec.reconstruction == "cross_entropy" else z
+
+    def encode(self, spec, params, X):
+        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        with torch.no_grad():
+            return encode(stacked, torch.as_tensor(X, dtype=torch.float32), spec.activation)[0]
+
+    def evaluate(self, spec, params, extras, X, y):
+        """The denoising error (one fixed corruption draw, shared by every member) and the clean
+        reconstruction error, per validation example, in chunks to bound memory."""
+        P = params["W0"].shape[0]
+        level = extras["corruption_level"]
+        g = torch.Generator(X.device).manual_seed(VALIDATION_SEED)
+        fill = torch.randn if spec.corruption == "gaussian" else torch.rand
+        u = fill(*X.shape, generator=g, device=X.device)
+        chunk = max(1, (1 << 24) // (P * max(X.shape[1], spec.hidden)))
+        noisy, clean = [], []
+        with torch.no_grad():
+            for s in range(0, len(X), chunk):
+                x = X[s:s + chunk].unsqueeze(0)
+                z = decode(params, encode(params, x.expand(P, *x.shape[1:]), spec.activation, extras["mask"]))
+                clean.append(reconstruction_errors(spec.reconstruction, z, x))
+                if not bool((level > 0).any()):
+                    noisy.append(clean[-1])
+                    continue
+                x_noisy = corrupt(x, spec.corruption, level, u[s:s + chunk].unsqueeze(0))
+                z = decode(params, encode(params, x_noisy, spec.activation, extras["mask"]))
+                noisy.append(reconstruction_errors(spec.reconstruction, z, x))
+        return torch.cat(noisy, 1), {"valid_reconstruction": torch.cat(clean, 1)}
