@@ -1,6 +1,8 @@
 """Auto-encoders (§1.2): the penalties and gradients against independent computations, the
 corruptions, and members that train the same alone or in a population."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,23 @@ def test_an_auto_encoder_config_names_its_family_and_refuses_other_keys(scaled):
         check_member(Member(AutoEncoder(reconstruction="cross_entropy"), Training()), standardized)
     with pytest.raises(ConfigError, match="needs a classifier"):
         check_member(Member(AutoEncoder(), Training(significance=0.05)), scaled)
+
+
+def test_the_command_line_trains_and_tunes_auto_encoders(tmp_path, capsys, monkeypatch):
+    from purelearn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cfg, search = tmp_path / "dae.toml", tmp_path / "dae-search.toml"
+    cfg.write_text('[data]\nname = "digits"\npreprocess = ["scale"]\n[model]\nfamily = "autoencoder"\nhidden = 24\n'
+                   'corruption_level = 0.2\n[train]\nlr = 0.1\nmax_epochs = 2\n')
+    search.write_text(cfg.read_text() + '[search]\ntrials = 4\npopulation = "4"\nworkers = 1\n[search.space]\n'
+                      '"model.corruption_level" = "uniform(0, 0.5)"\n"model.hidden" = "intuniform(20, 24)"\n')
+    assert main(["train", str(cfg), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "64-24-64 autoencoder" in err and json.loads(out)["config"]["model"]["family"] == "autoencoder"
+    assert main(["tune", str(search), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["trials"] == 4 and summary["complete"] == 4
+    assert main(["best", str(tmp_path / "runs" / "dae-search.db"), "--model", str(tmp_path / "best.pt")]) == 0
+    model = Model.load(tmp_path / "best.pt")
+    assert isinstance(model.spec, AutoEncoder) and 20 <= model.spec.hidden <= 24

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args) -> int:
+    from .nn import family_of
     from .train import check_member, find_learning_rate, fit, resolve_device
     from .train.memory import default_memory_limit
 
@@ -117,8 +118,10 @@ def train_command(args) -> int:
         config = config.with_values({"train.lr": search.rate})
         member = check_member(config.member(), splits)
     show = Progress(sys.stderr)
-    print(f"training on {splits.name}: {len(splits.X_train)} train / {len(splits.X_valid)} valid examples, "
-          f"{splits.n_features} features -> {splits.n_outputs} outputs", file=sys.stderr)
+    family = family_of(member.model)
+    sizes = "-".join(map(str, family.sizes(member.model, splits.n_features, splits.n_outputs)))
+    print(f"training a {sizes} {family.name} on {splits.name}: {len(splits.X_train)} train / "
+          f"{len(splits.X_valid)} valid examples", file=sys.stderr)
     result = fit(splits, member, device=device, progress=show, memory_limit=default_memory_limit(device.type))
     show.close()
     summary = result.summary() | {"config": config.to_dict()}
@@ -130,7 +133,8 @@ def train_command(args) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"best validation error {result.best_valid_error:.4f} (loss {result.best_valid_loss:.4f}) "
+        beside = "loss" if family.supervised else "clean reconstruction"
+        print(f"best validation error {result.best_valid_error:.4f} ({beside} {result.best_valid_loss:.4f}) "
               f"after {result.examples_seen_at_best:,} examples; stopped by {result.stopped_because} "
               f"after {result.examples_seen:,} examples in {result.seconds:.1f} s")
     return 0

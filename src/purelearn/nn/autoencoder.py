@@ -234,6 +234,13 @@ class AutoEncoderFamily(Family):
             z = decode(stacked, encode(stacked, torch.as_tensor(X, dtype=torch.float32), spec.activation))[0]
         return z.sigmoid() if spec.reconstruction == "cross_entropy" else z
 
+    def loss(self, spec, params, X, y):
+        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        x = torch.as_tensor(X, dtype=torch.float32).unsqueeze(0)
+        with torch.no_grad():
+            z = decode(stacked, encode(stacked, x, spec.activation))
+        return reconstruction_errors(spec.reconstruction, z, x)[0]
+
     def encode(self, spec, params, X):
         stacked = {k: v.unsqueeze(0) for k, v in params.items()}
         with torch.no_grad():

@@ -91,6 +91,10 @@ class Family(abc.ABC):
         """One member's (unstacked parameters) outputs [n, k] for inputs X [n, d]."""
 
     @abc.abstractmethod
+    def loss(self, spec, params: dict, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One member's training loss [n] per example (no penalty, no corruption)."""
+
+    @abc.abstractmethod
     def encode(self, spec, params: dict, X: torch.Tensor) -> torch.Tensor:
         """One member's representation [n, H] of inputs X [n, d] (its top hidden layer)."""
 

@@ -256,6 +256,9 @@ class MLPFamily(Family):
         """Output pre-activations."""
         return predict_scores(params, X, spec.activation)
 
+    def loss(self, spec, params, X, y):
+        return example_losses(spec.output, self.predict(spec, params, X).unsqueeze(0), y)[0]
+
     def encode(self, spec, params, X):
         stacked = {k: v.unsqueeze(0) for k, v in params.items()}
         top = {k: v for k, v in stacked.items() if int(k[1:]) < len(spec.hidden)}

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 
 from ..errors import ConfigError
-from ..nn import example_losses, init_member, predict_scores
+from ..nn import family_of
 from .fit import check_member, fit
 from .hyper import Member
 from .result import Result
@@ -83,8 +83,8 @@ def find_learning_rate(splits, member: Member, *, start: float = 1.0, factor: fl
                           f"epochs >= 1 (got start={start}, factor={factor}, margin={margin}, tries={tries}, "
                           f"rounds={rounds}, epochs={epochs}).")
     member = check_member(member, splits)
-    first = _criterion(splits, member, init_member(member.model, splits.n_features, splits.n_outputs,
-                                                   member.train.seed))
+    first = _criterion(splits, member, family_of(member.model).init(member.model, splits.n_features,
+                                                                    splits.n_outputs, member.train.seed))
     short = replace(member.train, max_epochs=epochs, patience=10 ** 12, polyak=False, significance=0.0,
                     valid_every=epochs * len(splits.X_train) + 1)      # one validation, at the end
     runs: dict[int, RateRun] = {}
@@ -121,12 +121,12 @@ def _judge(splits, rate: float, first: float, result: Result) -> RateRun:
 
 def _criterion(splits, member: Member, params: dict[str, torch.Tensor]) -> float:
     """The mean training loss of a member's parameters over the whole training set."""
-    model, n = member.model, len(splits.X_train)
+    model, n, family = member.model, len(splits.X_train), family_of(member.model)
     y = torch.as_tensor(splits.y_train, dtype=torch.int64 if splits.task == "classification" else torch.float32)
     total = 0.0
     for s in range(0, n, CHUNK):
-        z = predict_scores(params, splits.X_train[s:s + CHUNK], model.activation).unsqueeze(0)
-        total += example_losses(model.output, z, y[s:s + CHUNK]).double().sum().item()
+        X = torch.as_tensor(splits.X_train[s:s + CHUNK])
+        total += family.loss(model, params, X, y[s:s + CHUNK]).double().sum().item()
     return total / n
 
 
