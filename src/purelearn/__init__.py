@@ -2,13 +2,13 @@
 
 from .data import load, prepare
 from .errors import ConfigError, DataError, PurelearnError, TestSetError
-from .nn import MLP, AutoEncoder
+from .nn import MLP, RBM, AutoEncoder
 from .train import Member, Model, Result, Training, find_learning_rate, fit
 from .search import Choice, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
 
 __version__ = "0.1.0"
 __all__ = ["AutoEncoder", "Choice", "ConfigError", "DataError", "Fixed", "IntLogUniform", "IntUniform", "LogUniform",
-           "MLP", "Member", "Model", "PurelearnError", "Result", "Space", "Study", "TestSetError", "Training", "Uniform", "When",
+           "MLP", "Member", "RBM", "Model", "PurelearnError", "Result", "Space", "Study", "TestSetError", "Training", "Uniform", "When",
            "find_learning_rate", "fit", "load", "prepare", "tune"]
 
 

@@ -13,8 +13,7 @@ import torch
 
 from ..data.preprocess import Step, apply_steps
 from ..errors import DataError, PurelearnError
-from ..nn import FAMILIES, MLP, AutoEncoder, example_errors, family_of
-from ..nn.autoencoder import decode, reconstruction_errors
+from ..nn import FAMILIES, MLP, example_errors, family_of
 
 FORMAT = "purelearn.model/1"
 
@@ -66,13 +65,13 @@ class Model:
 
     def error(self, X, y=None) -> float:
         """The mean validation criterion on raw inputs X and targets y as loaded (labels for
-        classification: a label the model never saw counts as an error); an auto-encoder's
-        mean reconstruction error of X (clean, y unused)."""
-        if isinstance(self.spec, AutoEncoder):
+        classification: a label the model never saw counts as an error); for a family that learns
+        its own input, the mean reconstruction error of X (clean, y unused)."""
+        family = family_of(self.spec)
+        if not family.supervised:
             x = torch.as_tensor(self.inputs(X))
-            code = self.encode(X)
-            z = decode({k: v.unsqueeze(0) for k, v in self.params.items()}, torch.as_tensor(code).unsqueeze(0))
-            return float(reconstruction_errors(self.spec.reconstruction, z, x.unsqueeze(0)).mean())
+            with torch.no_grad():
+                return float(family.loss(self.spec, self.params, x, None).mean())
         z = self.scores(X).unsqueeze(0)
         if self.spec.output != "softmax":
             return float(example_errors(self.spec.output, z, torch.as_tensor(np.asarray(y, np.float32))).mean())
