@@ -1,5 +1,6 @@
 """The model a study keeps is its best trial's, and it predicts on data as loaded."""
 
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -71,3 +72,39 @@ def test_the_studys_model_predicts_raw_data_and_scores_the_test_split(tmp_path):
     assert study.evaluate_test() == pytest.approx(model.error(X, y))
     wrong = float((model.predict(splits.preprocess(X)) != y).mean())   # inputs scaled twice: a different answer
     assert wrong != pytest.approx(model.error(X, y))
+
+
+def test_the_store_keeps_the_models_of_the_k_best_trials(tmp_path):
+    cfg = pl.config.load_config(None, ["model.hidden=[8]", "train.max_epochs=1"])
+    space = {"train.lr": "loguniform(1e-3, 1)"}
+    db = tmp_path / "k.db"
+    study = pl.tune(cfg, space, trials=6, store=db, study="k", keep_models=2, workers=1)
+    ranked = sorted(study.trials, key=lambda t: t.rank)
+    kept = study.models()
+    assert list(kept) == [t.number for t in ranked[:2]]                  # the two best, best first
+    X, y = cfg.data.splits().read_test()
+    for number, model in kept.items():                                   # each is that trial's own model
+        trial = next(t for t in study.trials if t.number == number)
+        assert model.spec.hidden == (8,) and trial.value == min(c["valid_error"] for c in trial.curve)
+    assert study.best_model().to_bytes() == kept[ranked[0].number].to_bytes()
+    every = pl.tune(cfg, space, trials=4, store=db, study="all", keep_models=0, workers=1)
+    assert sorted(every.models()) == [0, 1, 2, 3]
+    with pytest.raises(pl.ConfigError, match="keep_models"):
+        pl.tune(cfg, space, trials=1, store=db, study="bad", keep_models=-1)
+
+
+def test_a_schema_2_store_keeps_its_best_model_when_upgraded(tmp_path):
+    db = tmp_path / "old.db"
+    study = pl.tune(objectives.tied(), SPACE, trials=3, store=db, study="o")
+    best = study.store.best_model(study.record)
+    with sqlite3.connect(db) as c:                 # as schema 2 had it: one model per study
+        c.execute("ALTER TABLE models RENAME TO m3")
+        c.execute("CREATE TABLE models (study_id INTEGER PRIMARY KEY, trial_number INTEGER NOT NULL, "
+                  "data BLOB NOT NULL)")
+        c.execute("INSERT INTO models SELECT study_id, trial_number, data FROM m3 LIMIT 1")
+        c.execute("DROP TABLE m3")
+        c.execute("UPDATE purelearn_info SET value = '2' WHERE key = 'schema_version'")
+    reopened = Store(db)
+    assert reopened.best_model(reopened.study("o")) == best
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT value FROM purelearn_info WHERE key = 'schema_version'").fetchone() == ("3",)

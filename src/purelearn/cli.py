@@ -221,7 +221,7 @@ def tune_command(args) -> int:
     study = tune(config, space, strategy=spec.strategy, trials=spec.trials, store=store, study=study_name,
                  workers=spec.workers or None, population=spec.population_size(),
                  memory_limit=spec.memory_limit * 2 ** 20 or None, seed=spec.seed, expand=spec.expand,
-                 options=spec.options(), progress=show)
+                 options=spec.options(), progress=show, keep_models=spec.keep_models)
     show.close()
     summary = study_summary(study) | {"store": shown(store), "seconds": round(time.perf_counter() - start, 3),
                                       "schedule": getattr(study, "schedule", None)}

@@ -208,7 +208,8 @@ class SearchSpec:
     name). expand: widen an interval whose best value sits on its edge (§3.3.1). k, rounds: grid
     values per knob and successive finer grids (k also sets coordinate descent's values per
     step). stage_size, keep: multires stages and how many best points each refines. startup:
-    TPE's random trials before its model is used. The knobs are in ``[search.space]``.
+    TPE's random trials before its model is used. keep_models: how many best trials' trained
+    models the store keeps (0: every trial's). The knobs are in ``[search.space]``.
     """
 
     strategy: str = "random"
@@ -225,14 +226,15 @@ class SearchSpec:
     stage_size: int = 16
     keep: int = 3
     startup: int = 10
+    keep_models: int = 3
 
     def checked(self) -> "SearchSpec":
         """Refuse settings no run can use, before anything is stored."""
-        for key in ("trials", "workers", "memory_limit", "startup"):
+        for key in ("trials", "workers", "memory_limit", "startup", "keep_models"):
             low = 1 if key == "trials" else 0
             if getattr(self, key) < low:
-                raise ConfigError(f"search.{key} = {getattr(self, key)} must be >= {low}"
-                                  + (" (0: the default)." if low == 0 and key != "startup" else "."))
+                zero = {"startup": "", "keep_models": " (0: every trial's model)."}.get(key, " (0: the default).")
+                raise ConfigError(f"search.{key} = {getattr(self, key)} must be >= {low}" + (zero or "."))
         self.population_size()
         return self
 

@@ -4,6 +4,7 @@ records each result in the store as it arrives, and resumes where a previous run
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import time
@@ -13,7 +14,7 @@ from ..config import flatten
 from ..errors import ConfigError, unknown
 from ..search import BorderRule, Expansion, Space, check_space, make_strategy
 from ..search.parse import parse_space
-from ..store import Store, StudyRecord, Trial, best_trial, check_study_name
+from ..store import Store, StudyRecord, Trial, check_study_name
 from ..train import resolve_device
 from ..train.memory import default_memory_limit
 from .objective import ConfigObjective, as_objective
@@ -49,7 +50,7 @@ class Progress:
 def tune(objective, space: Space | dict | None = None, *, strategy: str = "random", trials: int = 64,
          store=None, study: str = "study", workers: int | None = None, population: int | str = "auto",
          memory_limit: int | None = None, executor: str | None = None, seed: int = 0, expand: bool = False,
-         options: dict | None = None, progress=None) -> Study:
+         options: dict | None = None, progress=None, keep_models: int = 3) -> Study:
     """Search ``space`` for the best settings of ``objective`` and return the :class:`Study`.
 
     objective: a :class:`purelearn.config.Config` (each trial trains it with the trial's knobs set)
@@ -62,6 +63,8 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     the study's own models picks both (see :mod:`purelearn.execute.schedule`). ``memory_limit``
     (bytes) caps a population's memory. A function objective runs one trial at a time, in
     ``workers`` processes (default 1: in this process). ``executor``: 'inline' or 'process'.
+    ``keep_models``: the store keeps the trained models of this many best trials (0: of every
+    trial), for ``Study.models()`` and the stacks built on them.
     """
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"trials = {trials!r} must be a whole number >= 1.")
@@ -69,6 +72,8 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
         raise ConfigError(f"workers = {workers!r} must be a whole number >= 1.")
     if population != "auto" and (not isinstance(population, int) or population < 1):
         raise ConfigError(f"population = {population!r} must be 'auto' or a whole number >= 1.")
+    if not isinstance(keep_models, int) or isinstance(keep_models, bool) or keep_models < 0:
+        raise ConfigError(f"keep_models = {keep_models!r} must be a whole number >= 0 (0: every trial's model).")
     if executor is not None and executor not in EXECUTORS:
         raise unknown("executor", executor, EXECUTORS)
     space = parse_space(space) if isinstance(space, dict) and not isinstance(space, Space) else space
@@ -91,7 +96,8 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
                 resolve_device(objective.config.device).type, workers)
         planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
         timed = configured and not on_gpu and population != 1          # only then does planning take seconds
-        return _Driver(store, record, objective, trials, workers, planner, timed, executor, progress).run()
+        return _Driver(store, record, objective, trials, workers, planner, timed, executor, progress,
+                       keep_models).run()
 
 
 def _plan(objective, space, seed, trials, workers, population, memory_limit) -> Schedule:
@@ -141,8 +147,8 @@ def _difference(stored: dict | None, new: dict | None) -> str:
 
 
 class _Driver:
-    def __init__(self, store, record, objective, trials, workers, planner, timed, executor, progress):
-        self.store, self.record, self.objective = store, record, objective
+    def __init__(self, store, record, objective, trials, workers, planner, timed, executor, progress, keep_models):
+        self.store, self.record, self.objective, self.keep = store, record, objective, keep_models
         self.total, self.progress = trials, progress
         settings = record.settings
         self.seed = settings["seed"]
@@ -183,8 +189,7 @@ class _Driver:
         self.queue = queue = self._replay(stored)
         self.next_number = max((t.number for t in stored), default=-1) + 1
         self.counts = {s: sum(t.status == s for t in stored) for s in ("complete", "failed", "diverged")}
-        best = best_trial(stored)
-        self.best_rank = None if best is None else best.rank
+        self.ranks = sorted(t.rank for t in stored if t.ranked)      # of every ranked trial, best first
         self.deaths: dict[int, int] = {}          # trial number -> deaths of its worker in this run
         if sum(self.counts.values()) >= self.total and not queue:
             return Study(self.store, self.record)
@@ -280,10 +285,11 @@ class _Driver:
                 return
         trial.status, trial.value, trial.curve = outcome.status, outcome.value, outcome.curve
         trial.error, trial.ended = outcome.error, time.time()
-        best = trial.ranked and (self.best_rank is None or trial.rank < self.best_rank)
-        if best:
-            self.best_rank = trial.rank
-        self.store.finish_trial(self.record, trial, outcome.model if best else None, best=best)
+        kept = False
+        if trial.ranked:
+            bisect.insort(self.ranks, trial.rank)
+            kept = not self.keep or self.ranks.index(trial.rank) < self.keep   # among the K best: its model stays
+        self.store.finish_trial(self.record, trial, outcome.model if kept else None, keep=self.keep)
         self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
         self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None)
         events = []
@@ -313,7 +319,7 @@ class _Driver:
         if self.progress is not None:
             done = sum(self.counts.values())
             self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,
-                                   None if self.best_rank is None else self.best_rank[0],
+                                   self.ranks[0][0] if self.ranks else None,
                                    time.perf_counter() - self.start, events))
 
 

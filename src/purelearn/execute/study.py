@@ -54,6 +54,12 @@ class Study:
                                  "with more trials).")
         return Model.from_bytes(saved[1], f"the model of study {self.name!r}")
 
+    def models(self) -> dict[int, Model]:
+        """The trained models the store keeps (of the ``keep_models`` best trials), by trial
+        number, best first."""
+        return {n: Model.from_bytes(data, f"the model of trial {n} of study {self.name!r}")
+                for n, data in self.store.models(self.record)}
+
     def efficiency_curve(self) -> list[dict]:
         return efficiency_curve([t.value for t in self.finished()])
 

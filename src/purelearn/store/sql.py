@@ -24,7 +24,7 @@ from . import locks
 from .locks import check_study_name
 from .urls import resolve
 
-SCHEMA_VERSION = 2       # 2: the best model kept in the database
+SCHEMA_VERSION = 3       # 2: the best model kept in the database; 3: the models of the K best trials
 STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
 RANKED = ("complete", "diverged")     # the statuses whose value takes part in selection
 
@@ -65,7 +65,7 @@ tests = sa.Table(
 models = sa.Table(
     "models", meta,
     sa.Column("study_id", sa.Integer, sa.ForeignKey("studies.id"), primary_key=True),
-    sa.Column("trial_number", sa.Integer, nullable=False),
+    sa.Column("trial_number", sa.Integer, primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False))
 TABLES = {t.name for t in meta.sorted_tables}
 
@@ -108,6 +108,10 @@ class Trial:
         """The one rule that decides the best trial, everywhere: the lowest value, and among
         tied values (common: a validation error moves in steps of 1/|valid|) the lowest number."""
         return (self.value, self.number)
+
+
+def _rank_value(value: float | None) -> float:
+    return float("inf") if value is None else value
 
 
 def best_trial(candidates) -> Trial | None:
@@ -176,9 +180,15 @@ class Store:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.shown} was written by a newer purelearn (schema {version}; this one reads "
                              f"up to {SCHEMA_VERSION}). Upgrade purelearn to open it; the store was not changed.")
-        if version < SCHEMA_VERSION and create:          # schema 1 lacked the models table
+        if version < SCHEMA_VERSION and create:
             with self._creating(), self.engine.begin() as c:
-                meta.create_all(c)
+                if version == 2:                 # one model per study: its key becomes (study, trial)
+                    c.execute(sa.text("ALTER TABLE models RENAME TO models_schema_2"))
+                meta.create_all(c)               # schema 1 lacked the models table
+                if version == 2:
+                    c.execute(sa.text("INSERT INTO models (study_id, trial_number, data) "
+                                      "SELECT study_id, trial_number, data FROM models_schema_2"))
+                    c.execute(sa.text("DROP TABLE models_schema_2"))
                 c.execute(info.update().where(info.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
     @contextlib.contextmanager
@@ -305,26 +315,42 @@ class Store:
                                       "status": "running", "seed": trial.seed, "worker": trial.worker,
                                       "started": trial.started})
 
-    def finish_trial(self, study: StudyRecord, trial: Trial, model: bytes | None = None, best: bool = False) -> None:
-        """Write a trial's outcome whole, in one transaction; when it is the study's new
-        ``best``, its trained ``model`` replaces the previous best's in the same transaction."""
+    def finish_trial(self, study: StudyRecord, trial: Trial, model: bytes | None = None, keep: int = 1) -> None:
+        """Write a trial's outcome whole, in one transaction, with its trained ``model`` if
+        given; then only the models of the ``keep`` best trials (``Trial.rank``) stay (0: every
+        model). The trial and the models kept change together or not at all."""
         with self.engine.begin() as c:
             c.execute(_FINISH_TRIAL, {"sid": study.id, "num": trial.number, "st": trial.status, "val": trial.value,
                                       "cur": json.dumps(trial.curve), "err": trial.error, "wrk": trial.worker,
                                       "sta": trial.started, "end": trial.ended})
-            if best:
-                c.execute(models.delete().where(models.c.study_id == study.id))
-                if model is not None:
-                    c.execute(models.insert().values(study_id=study.id, trial_number=trial.number, data=model))
+            if model is None:
+                return
+            c.execute(models.delete().where((models.c.study_id == study.id) & (models.c.trial_number == trial.number)))
+            c.execute(models.insert().values(study_id=study.id, trial_number=trial.number, data=model))
+            if keep:
+                ranked = sorted(c.execute(sa.select(trials.c.value, trials.c.number).join(
+                    models, (models.c.study_id == trials.c.study_id) & (models.c.trial_number == trials.c.number))
+                    .where(trials.c.study_id == study.id)), key=lambda r: (_rank_value(r.value), r.number))
+                dropped = [r.number for r in ranked[keep:]]
+                if dropped:
+                    c.execute(models.delete().where((models.c.study_id == study.id)
+                                                    & models.c.trial_number.in_(dropped)))
 
-    def best_model(self, study: StudyRecord) -> tuple[int, bytes] | None:
-        """(trial number, model bytes) of the study's best trial, as the last run saved it."""
+    def models(self, study: StudyRecord) -> list[tuple[int, bytes]]:
+        """(trial number, model bytes) of the trials whose models the store keeps, best first."""
         with self.engine.connect() as c:
             if not sa.inspect(c).has_table("models"):        # a store of schema 1, opened read-only
-                return None
-            row = c.execute(sa.select(models.c.trial_number, models.c.data)
-                            .where(models.c.study_id == study.id)).first()
-        return None if row is None else (row.trial_number, bytes(row.data))
+                return []
+            rows = c.execute(sa.select(models.c.trial_number, models.c.data, trials.c.value).join(
+                trials, (models.c.study_id == trials.c.study_id) & (models.c.trial_number == trials.c.number))
+                .where(models.c.study_id == study.id)).all()
+        rows.sort(key=lambda r: (_rank_value(r.value), r.trial_number))
+        return [(r.trial_number, bytes(r.data)) for r in rows]
+
+    def best_model(self, study: StudyRecord) -> tuple[int, bytes] | None:
+        """(trial number, model bytes) of the best trial whose model the store keeps."""
+        kept = self.models(study)
+        return kept[0] if kept else None
 
     def interrupt_running(self, study: StudyRecord) -> int:
         """Mark trials left 'running' by a run that is gone as interrupted; returns how many."""
