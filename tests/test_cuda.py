@@ -121,3 +121,21 @@ def test_an_update_cuda_cannot_capture_runs_uncaptured():
         replay(update, idx)
     out = replay(update, idx)
     assert replay.off and replay.captures == 0 and out[0].item() == 36.0
+
+
+@pytest.mark.parametrize("spec", [pl.AutoEncoder(24, corruption="masking", corruption_level=0.3, contraction=0.1),
+                                  pl.RBM(24, persistent=True)], ids=["autoencoder", "rbm"])
+def test_unsupervised_families_on_the_device_train_alone_as_in_a_population(spec):
+    from dataclasses import replace
+
+    splits = prepare(load("digits"), preprocess=["scale"])
+    members = [Member(replace(spec, hidden=h), Training(lr=0.05, max_epochs=2, seed=s, valid_every=400))
+               for s, h in enumerate([20, 24, 22])]
+    together = fit(splits, members, device=DEVICE)
+    assert all(math.isfinite(r.best_valid_error) for r in together)
+    for m, r in zip(members, together):
+        alone = fit(splits, m, device=DEVICE)
+        for k in alone.params:
+            assert torch.allclose(alone.params[k], r.params[k], atol=1e-4), k
+    on_cpu = fit(splits, members[0])           # another device's generators: close, not equal
+    assert on_cpu.best_valid_error == pytest.approx(together[0].best_valid_error, rel=0.05)
