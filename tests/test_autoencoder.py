@@ -169,3 +169,18 @@ def test_the_command_line_trains_and_tunes_auto_encoders(tmp_path, capsys, monke
     assert main(["best", str(tmp_path / "runs" / "dae-search.db"), "--model", str(tmp_path / "best.pt")]) == 0
     model = Model.load(tmp_path / "best.pt")
     assert isinstance(model.spec, AutoEncoder) and 20 <= model.spec.hidden <= 24
+
+
+def test_a_member_can_start_from_given_parameters(scaled):
+    first = fit(scaled, Member(AutoEncoder(16), Training(lr=0.1, max_epochs=1, seed=3)))
+    again = Member(AutoEncoder(16), Training(lr=0.1, max_epochs=1, seed=3), start=first.params)
+    continued = fit(scaled, again)
+    # it starts where the first run's best state was: its first validation is better than the first run's
+    assert continued.curve[0]["valid_error"] < first.curve[0]["valid_error"]
+    assert torch.equal(first.params["W0"], fit(scaled, Member(AutoEncoder(16), Training(lr=0.1, max_epochs=1,
+                                                                                         seed=3))).params["W0"])
+    zero = Member(AutoEncoder(16), Training(lr=1e-30, max_epochs=1, seed=3),
+                  start={k: torch.zeros_like(v) for k, v in first.params.items()})
+    assert fit(scaled, zero).params["W0"].abs().max().item() < 1e-20        # the given start, not a draw
+    with pytest.raises(ConfigError, match="don't fit this autoencoder"):
+        fit(scaled, Member(AutoEncoder(17), Training(max_epochs=1), start=first.params))

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from purelearn.search import (BorderRule, Expansion, IntUniform, LogUniform, Space, Uniform, best_of_subsets,
+from purelearn.search import (BorderRule, Expansion, IntUniform, Space, Uniform, best_of_subsets,
                               border_warnings, efficiency_curve, make_strategy, plateau)
 
 

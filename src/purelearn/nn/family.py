@@ -14,6 +14,8 @@ import abc
 
 import torch
 
+from ..errors import ConfigError
+
 
 class Members(list):
     """A per-member list of Python objects (generators, ...): ``optim.select`` keeps the members
@@ -60,9 +62,19 @@ class Family(abc.ABC):
     def init(self, spec, n_in: int, n_out: int, seed: int) -> dict[str, torch.Tensor]:
         """One member's parameters, drawn from its own seed (the same alone or in a population)."""
 
+    def given(self, spec, start: dict, n_in: int, n_out: int) -> dict[str, torch.Tensor]:
+        """A member's initial parameters given instead of drawn: checked against the shapes it
+        would draw, copied (training changes them in place)."""
+        shapes = {k: tuple(v.shape) for k, v in self.init(spec, n_in, n_out, 0).items()}
+        got = {k: tuple(torch.as_tensor(v).shape) for k, v in start.items()}
+        if got != shapes:
+            raise ConfigError(f"the given initial parameters {got} don't fit this {self.name}, which has {shapes}.")
+        return {k: torch.as_tensor(v, dtype=torch.float32).detach().clone().cpu() for k, v in start.items()}
+
     @abc.abstractmethod
     def stack(self, members, drawn: list[dict], data) -> tuple[dict, dict]:
-        """(parameters [P, ...], extras) of a population from each member's own parameters."""
+        """(parameters [P, ...], extras) of a population from each member's own parameters
+        (drawn, or given as ``member.start``)."""
 
     @abc.abstractmethod
     def unstack(self, params: dict, p: int, spec, data) -> dict[str, torch.Tensor]:

@@ -183,8 +183,9 @@ class RBMFamily(Family):
         if spec.visible == "binary":          # log(p / (1 - p)) of each input's training mean (§3.2)
             p = data.X_train.double().mean(0).clamp(1e-3, 1 - 1e-3)
             start = (p / (1 - p)).log().float().cpu().view(1, -1)
-            for d in drawn:
-                d["b1"] = start.clone()
+            for m, d in zip(members, drawn):
+                if m.start is None:           # given parameters keep their own
+                    d["b1"] = start.clone()
         masks = unit_masks([(m.model.hidden,) for m in members])
         extras = {"mask": None if masks is None else masks[0].to(dev),
                   "gibbs": Members(torch.Generator(dev).manual_seed(int(m.train.seed) * 7919 + 3) for m in members),

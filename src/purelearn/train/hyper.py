@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from ..errors import ConfigError, unknown
 from ..nn.mlp import MLP
@@ -122,10 +122,14 @@ def _per_layer(key, value, n_layers, low, strict=False) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class Member:
-    """One configuration to train: a model, how to train it, and its seed (in ``train``)."""
+    """One configuration to train: a model, how to train it, and its seed (in ``train``).
+
+    start: the member's initial parameters (its family's names and shapes, e.g. a result's
+    ``params``, or a pre-trained level's), instead of drawing them from the seed."""
 
     model: MLP = MLP()
     train: Training = Training()
+    start: dict | None = field(default=None, compare=False, repr=False)
 
 
 TRAINING_KEYS = tuple(f.name for f in fields(Training))

@@ -94,7 +94,8 @@ class Population:
         self.model, self.hp = members[0].model, members[0].train
         self.family = family_of(self.model)
         P = len(members)
-        drawn = [self.family.init(m.model, data.n_in, data.n_out, m.train.seed) for m in members]
+        drawn = [self.family.init(m.model, data.n_in, data.n_out, m.train.seed) if m.start is None
+                 else self.family.given(m.model, m.start, data.n_in, data.n_out) for m in members]
         params, extras = self.family.stack(members, drawn, data)
         parts = self._rule(P, params)
         self.rule = optim.chain(*parts)
