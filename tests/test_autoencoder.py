@@ -184,3 +184,13 @@ def test_a_member_can_start_from_given_parameters(scaled):
     assert fit(scaled, zero).params["W0"].abs().max().item() < 1e-20        # the given start, not a draw
     with pytest.raises(ConfigError, match="don't fit this autoencoder"):
         fit(scaled, Member(AutoEncoder(17), Training(max_epochs=1), start=first.params))
+
+
+def test_the_encoders_jacobian_shrinks_as_the_contraction_grows(scaled):
+    members = [Member(AutoEncoder(24, contraction=c), Training(lr=0.1, max_epochs=3, seed=0)) for c in (0.0, 0.3, 3.0)]
+    norms = []
+    for r in fit(scaled, members):
+        p = {k: v.unsqueeze(0) for k, v in r.params.items()}
+        h = encode(p, torch.as_tensor(scaled.X_valid).unsqueeze(0), "sigmoid")
+        norms.append(jacobian_norms(h, p["W0"], "sigmoid").mean().item())
+    assert norms[0] > 1.5 * norms[1] > 1.5 * 1.5 * norms[2], norms
