@@ -120,7 +120,9 @@ def cd_gradients(params, v0, vk, mask=None) -> dict[str, torch.Tensor]:
     kind), written out. The batches of v0 and vk may differ in size (persistent chains)."""
     p0, pk = hidden_probabilities(params, v0, mask), hidden_probabilities(params, vk, mask)
     n0, nk = v0.shape[1], vk.shape[1]
-    W = torch.bmm(pk.transpose(1, 2), vk).div_(nk).sub_(torch.bmm(p0.transpose(1, 2), v0).div_(n0))
+    # one [P, H, d] result written once: a population's weights outgrow the cache, so every
+    # extra pass over them costs what the product does
+    W = torch.baddbmm(torch.bmm(pk.transpose(1, 2), vk), p0.transpose(1, 2), v0, beta=1 / nk, alpha=-1 / n0)
     c = pk.mean(1, keepdim=True) - p0.mean(1, keepdim=True)
     b = vk.mean(1, keepdim=True) - v0.mean(1, keepdim=True)
     return {"W0": W, "b0": c, "b1": b}
