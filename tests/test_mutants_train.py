@@ -1,0 +1,442 @@
+"""Tests written against the mutants of optim/ and train/ that survived the existing tests (see
+TESTING.md): each checks one behaviour against an independent computation (a hand formula, a
+float64 loop, exact counts)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from purelearn import optim
+
+# --- optim/averaging.py ---------------------------------------------------------------------------
+
+
+def test_polyak_with_one_start_step_for_every_member():
+    """``start`` given as a number: the average is theta_t itself up to step s, then the mean of
+    theta_s..theta_t."""
+    g = torch.Generator().manual_seed(1)
+    params = {"w": torch.randn(2, 3, 4, generator=g, dtype=torch.float64)}
+    avg, seen = optim.polyak_init(params), [params["w"].clone()]
+    for t in range(1, 7):
+        params["w"] -= 0.1 * torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+        optim.polyak_update(avg, params, t, 3)
+        seen.append(params["w"].clone())
+        if t < 3:
+            assert torch.equal(avg["w"], params["w"]), t
+        else:
+            assert torch.allclose(avg["w"], torch.stack(seen[3:]).mean(0), atol=1e-12), t
+
+
+# --- optim/base.py --------------------------------------------------------------------------------
+
+
+def test_select_keeps_what_is_not_a_member_tensor_as_it_is():
+    state = ({"w": torch.arange(6.0).view(3, 2), "count": 7, "name": "adam", "none": None},
+             [torch.tensor(2.5)])
+    kept = optim.select(state, torch.tensor([2, 0]))
+    assert kept[0]["w"].tolist() == [[4.0, 5.0], [0.0, 1.0]]
+    assert (kept[0]["count"], kept[0]["name"], kept[0]["none"]) == (7, "adam", None)
+    assert isinstance(kept[1], list) and kept[1][0].item() == 2.5          # a 0-d tensor: shared
+
+
+# --- optim/schedules.py ---------------------------------------------------------------------------
+
+
+def test_adaptive_tau_compares_the_relative_improvement_strictly_with_the_threshold():
+    """(last - now) / |last| < threshold starts the decrease; equal does not; threshold 0 never."""
+    s = optim.Schedule([0.1] * 5, [math.inf] * 5, [1.0] * 5, [0.01, 0.004, 0.25, 0.0, 0.01])
+    assert s.to("cpu") is s
+    first, second = [100.0, 100.0, 2.0, 1.0, -2.0], [99.5, 99.5, 1.5, 3.0, -2.01]
+    s.end_epoch(40, torch.tensor(first))
+    assert torch.isinf(s.tau).all()                                  # no previous epoch: no decision
+    s.end_epoch(80, torch.tensor(second))
+    # relative improvements 0.005, 0.005, exactly 0.25, -2 (a rise), 0.005 (|last| = 2)
+    rel = [(a - b) / abs(a) for a, b in zip(first, second)]
+    expected = [80.0 if thr > 0 and r < thr else math.inf
+                for r, thr in zip(rel, [0.01, 0.004, 0.25, 0.0, 0.01])]
+    assert expected == [80.0, math.inf, math.inf, math.inf, 80.0]
+    assert s.tau.tolist() == expected
+    assert s.rates(160).tolist() == pytest.approx([0.05, 0.1, 0.1, 0.1, 0.05])
+
+
+# --- optim/transforms.py --------------------------------------------------------------------------
+
+
+def test_decay_without_a_minibatch_share_adds_the_whole_penalty_gradient():
+    w = torch.tensor([[[0.5, -2.0]], [[1.5, -0.25]]], dtype=torch.float64)
+    l2, l1 = torch.tensor([0.1, 0.0]).double().view(2, 1, 1), torch.tensor([0.0, 0.3]).double().view(2, 1, 1)
+    rule = optim.add_decay({"W0": l2}, {"W0": l1})
+    out = rule.update({"W0": torch.zeros_like(w)}, rule.init({"W0": w}), {"W0": w})["W0"]
+    assert out.flatten().tolist() == pytest.approx([0.1, -0.4, 0.3, -0.3])   # 2 l2 w + l1 sign(w)
+
+
+def test_adagrad_default_epsilon_is_1e_8():
+    """Gradients of 1e-7: the default epsilon (1e-8) changes the step by about 10%."""
+    g = torch.Generator().manual_seed(2)
+    grads = [1e-7 * torch.randn(2, 3, dtype=torch.float64, generator=g) for _ in range(3)]
+    rule, w = optim.adagrad(), torch.zeros(2, 3, dtype=torch.float64)
+    state, acc, ref = rule.init({"w": w}), torch.zeros_like(w), w.clone()
+    for grad in grads:
+        acc = acc + grad ** 2
+        ref = ref - 0.1 * grad / (acc.sqrt() + 1e-8)
+        w -= 0.1 * rule.update({"w": grad.clone()}, state, {"w": w})["w"]
+    assert torch.allclose(w, ref, rtol=1e-9, atol=0)
+
+
+def test_adams_first_step_without_a_step_count_is_bias_corrected_as_step_one():
+    """Step 1: m_hat = g and v_hat = g^2, so the update is g / (|g| + eps)."""
+    grad = torch.tensor([[[0.3, -2.0, 1e-3]]], dtype=torch.float64)
+    rule = optim.adam()
+    out = rule.update({"w": grad.clone()}, rule.init({"w": grad}), {"w": grad})["w"]
+    assert torch.allclose(out, grad / (grad.abs() + 1e-8), rtol=1e-12, atol=0)
+
+
+
+# --- train/early_stopping.py ----------------------------------------------------------------------
+
+from purelearn.train import Patience, significant                               # noqa: E402
+from purelearn.train.early_stopping import binomial_tail                        # noqa: E402
+
+
+def test_a_tie_with_the_best_is_not_a_new_minimum():
+    p = Patience([100], [2.0], [False], [0.0])
+    ids = np.array([0])
+    assert p.observe(ids, 60, np.array([0.5])).tolist() == [True]
+    assert p.observe(ids, 80, np.array([0.5])).tolist() == [False]
+    assert (p.best.tolist(), p.best_at.tolist(), p.until.tolist()) == ([0.5], [60], [120.0])
+
+
+def test_patience_grows_only_past_the_relative_improvement_and_never_shrinks():
+    """improvement 0.25 from 0.5: the threshold is 0.375 (exact in binary); reaching it exactly
+    is a new minimum but not a big enough one to grow patience."""
+    p = Patience([100, 100, 100], [2.0, 2.0, 50.0], [False, False, True], [0.25, 0.25, 0.25])
+    ids = np.array([0, 1, 2])
+    p.observe(ids, 60, np.array([0.5, 0.5, 0.5]))
+    assert p.until.tolist() == [120.0, 120.0, 110.0]
+    assert p.observe(ids, 90, np.array([0.375, 0.37, 0.37])).tolist() == [True, True, True]
+    assert p.until.tolist() == [120.0, 180.0, 140.0]            # 90 * 2, 90 + 50
+    # a new minimum whose grown patience is below the current one leaves it
+    p.observe(np.array([2]), 91, np.array([0.1]))
+    assert p.until.tolist() == [120.0, 180.0, 141.0]
+    q = Patience([1000], [2.0], [False], [0.0])
+    q.observe(np.array([0]), 10, np.array([0.3]))
+    assert q.until.tolist() == [1000.0] and q.best_at.tolist() == [10]
+
+
+def test_patience_left_counts_down_to_zero_and_is_exhausted_at_the_limit():
+    p = Patience([120, 50], [2.0, 2.0], [False, False], [0.0, 0.0])
+    ids = np.array([0, 1])
+    assert p.left(ids, 100).tolist() == [20.0, 0.0]
+    assert p.exhausted(ids, 119).tolist() == [False, True]
+    assert p.exhausted(ids, 120).tolist() == [True, True]
+
+
+def test_a_significance_veto_keeps_the_old_best_and_its_patience():
+    p = Patience([100, 100], [2.0, 2.0], [False, False], [0.0, 0.0])
+    ids = np.array([0, 1])
+    p.observe(ids, 60, np.array([0.5, 0.5]))
+    assert p.observe(ids, 80, np.array([0.4, 0.4]), np.array([False, True])).tolist() == [False, True]
+    assert (p.best.tolist(), p.best_at.tolist(), p.until.tolist()) == ([0.5, 0.4], [60, 80], [120.0, 160.0])
+
+
+# --- train/hyper.py -------------------------------------------------------------------------------
+
+from purelearn import MLP, Member, Training                                     # noqa: E402
+from purelearn.errors import ConfigError                                        # noqa: E402
+
+# (setting, values accepted at or next to each edge, values refused just past it)
+EDGES = [
+    ("lr", [1e-12, 1e12], [0.0, -1e-12, math.inf, math.nan]),
+    ("batch_size", [1, 100], [0, 101, True, 2.0]),
+    ("tau", [1e-9, math.inf], [0.0, -1.0]),
+    ("alpha", [1e-9], [0.0]),
+    ("adaptive_tau", [0.0, 0.999], [1.0, -1e-9]),
+    ("momentum", [0.0, 0.999], [1.0, -1e-9]),
+    ("sparsity_coef", [0.0], [-1e-9]),
+    ("sparsity_target", [1e-9, 1 - 1e-9], [0.0, 1.0]),
+    ("patience", [1], [0, 1.0, True]),
+    ("improvement", [0.0, 0.999], [1.0, -1e-9]),
+    ("significance", [0.0, 0.499], [0.5, -1e-9]),
+    ("valid_every", [0, 7], [-1, 7.0]),
+    ("max_epochs", [1], [0, 1.0]),
+    ("divergence", [1.000001], [1.0]),
+    ("seed", [0, 12], [-1, 1.0, False]),
+]
+
+
+@pytest.mark.parametrize("name, good, bad", EDGES, ids=[e[0] for e in EDGES])
+def test_each_training_setting_is_refused_exactly_past_its_range(name, good, bad):
+    for v in good:
+        assert getattr(Training(**{name: v}).checked(n_train=100, n_layers=2), name) == v
+    for v in bad:
+        with pytest.raises(ConfigError, match=f"train.{name} = "):
+            Training(**{name: v}).checked(n_train=100, n_layers=2)
+
+
+def test_patience_increase_must_exceed_1_when_multiplying_and_0_when_adding():
+    for mode, good, bad in (("multiply", [1.001, 2.0], [1.0, 0.5]), ("add", [1e-9, 0.5], [0.0, -1.0])):
+        for v in good:
+            Training(patience_increase=v, patience_mode=mode).checked(100, 2)
+        for v in bad:
+            with pytest.raises(ConfigError, match="train.patience_increase"):
+                Training(patience_increase=v, patience_mode=mode).checked(100, 2)
+
+
+def test_momentum_with_another_optimizer_is_refused_and_zero_momentum_is_not():
+    for optimizer in ("adagrad", "adam"):
+        Training(optimizer=optimizer, momentum=0.0).checked(100, 2)
+        with pytest.raises(ConfigError, match="momentum applies to sgd"):
+            Training(optimizer=optimizer, momentum=0.1).checked(100, 2)
+    Training(optimizer="sgd", momentum=0.1).checked(100, 2)
+
+
+def test_unknown_names_of_every_kind_are_refused():
+    for name, value in (("optimizer", "sgdd"), ("momentum_form", "nesterof"), ("patience_mode", "mul"),
+                        ("sparsity", "l3")):
+        with pytest.raises(ConfigError, match=f"unknown value for train.{name} '{value}'"):
+            Training(**{name: value}).checked(100, 2)
+
+
+def test_per_layer_values_are_one_per_weight_layer_decay_may_be_zero_rate_factors_may_not():
+    t = Training(l1=0.5, l2=(0.0, 1, 2.5), lr_scale=(1, 0.5, 2)).checked(100, 3)
+    assert (t.l1, t.l2, t.lr_scale) == ((0.5, 0.5, 0.5), (0.0, 1.0, 2.5), (1.0, 0.5, 2.0))
+    assert all(type(v) is float for v in t.l1 + t.l2 + t.lr_scale)
+    assert Training().checked(100, 2).lr_scale == (1.0, 1.0)             # () means 1 for every layer
+    assert Training(l2=3).checked(100, 1).l2 == (3.0,)                    # an int is one number
+    for kwargs, message in ((dict(l2=(0.1, -1e-9)), r"train.l2 = .*>= 0"), (dict(l1=-1.0), r"train.l1 = .*>= 0"),
+                            (dict(lr_scale=(1.0, 0.0)), r"train.lr_scale = .*> 0"),
+                            (dict(lr_scale=0.0), r"train.lr_scale = .*> 0"),
+                            (dict(l2=(0.1, "x")), r"train.l2 = "),
+                            (dict(l1=(0.1,)), "train.l1 has 1 values but the model has 2 weight layers")):
+        with pytest.raises(ConfigError, match=message):
+            Training(**kwargs).checked(100, 2)
+
+
+def test_members_differing_in_a_structural_setting_are_never_trained_together():
+    from purelearn.train.fit import populations
+
+    base = Member(MLP((8,)), Training())
+    structural = dict(batch_size=16, valid_every=64, optimizer="adam", momentum_form="nesterov", polyak=True,
+                      sparsity="l1", decay_biases=True)
+    for name, value in structural.items():
+        other = Member(base.model, Training(**{name: value}))
+        assert other.train.group_key() != base.train.group_key(), name
+        assert sorted(populations([base, other], 10)) == [[0], [1]], name
+    numeric = Member(base.model, Training(lr=0.5, momentum=0.9, l2=0.1, tau=5.0, patience=7, seed=3, max_epochs=2))
+    assert numeric.train.group_key() == base.train.group_key()
+    assert populations([base, numeric], 10) == [[0, 1]]
+
+
+# --- train/population.py --------------------------------------------------------------------------
+
+import time                                                                      # noqa: E402
+
+from purelearn import fit                                                        # noqa: E402
+from purelearn.data import from_arrays, prepare                                  # noqa: E402
+from purelearn.nn import init_member                                             # noqa: E402
+from purelearn.train.fit import check_member                                     # noqa: E402
+from purelearn.train.population import Data, Population                          # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def _regression(n=160, seed=0):
+    """Least squares on 3 inputs: 120 training examples, 40 validation ones."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.normal(size=n)).astype(np.float32)
+    s = prepare(from_arrays(X, y, task="regression"), valid=0.25, test=0.0)
+    assert len(s.X_train) == 120
+    return s
+
+
+def _linear(s, **train):
+    return Member(MLP(()), Training(**train))
+
+
+def _hand_run(s, B, epochs, lr=0.05, seed=0, rate=None, adaptive=0.0):
+    """A linear model trained by minibatch SGD on the mean squared error, in float64: each epoch
+    a permutation from the member's own generator, the short last minibatch included. Returns,
+    per step: examples seen, the minibatch loss before the step, the weights after it; and the
+    tau the adaptive rule set (inf if none)."""
+    A = np.hstack([s.X_train, np.ones((len(s.X_train), 1))]).astype(np.float64)
+    t = s.y_train.ravel().astype(np.float64)
+    p0 = init_member(MLP(()), 3, 1, seed)
+    w = np.concatenate([p0["W0"].numpy().ravel(), p0["b0"].numpy().ravel()]).astype(np.float64)
+    rng, T = np.random.default_rng([seed, 1]), len(A)
+    seen, steps, tau, last = 0, [], math.inf, math.nan
+    for _ in range(epochs):
+        order, epoch_losses = rng.permutation(T), []
+        for start in range(0, T, B):
+            idx = order[start:start + B]
+            r = A[idx] @ w - t[idx]
+            loss = float(np.mean(r ** 2))
+            step = len(steps) + 1
+            eps = lr * (tau / max(step, tau)) if math.isfinite(tau) else lr
+            if rate is not None:
+                eps = rate(step)
+            w = w - eps * 2 * A[idx].T @ r / len(idx)
+            seen += len(idx)
+            steps.append((seen, loss, w.copy()))
+            epoch_losses.append(loss)
+        mean = float(np.mean(epoch_losses))
+        if adaptive > 0 and math.isinf(tau) and (last - mean) / abs(last) < adaptive:
+            tau = float(len(steps))
+        last = mean
+    return steps, tau
+
+
+def _valid_loss(s, w):
+    A = np.hstack([s.X_valid, np.ones((len(s.X_valid), 1))]).astype(np.float64)
+    return float(np.mean((A @ w - s.y_valid.ravel()) ** 2))
+
+
+def _as_vector(params):
+    return np.concatenate([params["W0"].numpy().ravel(), params["b0"].numpy().ravel()]).astype(np.float64)
+
+
+@pytest.mark.parametrize("valid_every, rows", [(60, [75, 120, 195, 240]), (70, [75, 145, 220, 240])])
+def test_validation_points_and_recorded_losses_match_a_hand_computed_run(valid_every, rows):
+    """T = 120, B = 25: minibatches of 25, 25, 25, 25, 20 examples. A validation follows the step
+    that crosses each multiple of ``valid_every``; at the end of the budget one more, unless the
+    last step had one. train_loss is the mean minibatch loss since the last validation."""
+    s = _regression()
+    start = time.perf_counter()
+    r = fit(s, _linear(s, lr=0.05, batch_size=25, valid_every=valid_every, max_epochs=2))
+    wall = time.perf_counter() - start
+    steps, _ = _hand_run(s, 25, 2)
+    counts = [c for c, _, _ in steps]
+    assert counts == [25, 50, 75, 100, 120, 145, 170, 195, 220, 240]
+    crossing = sorted({next(c for c in counts if c >= m) for m in range(valid_every, 241, valid_every)} | {240})
+    assert crossing == rows
+    assert [row["examples_seen"] for row in r.curve] == rows and r.examples_seen == 240
+    assert r.stopped_because == "budget"
+    first = 0
+    for row in r.curve:
+        k = counts.index(row["examples_seen"])
+        expected = np.mean([loss for _, loss, _ in steps[first:k + 1]])
+        assert row["train_loss"] == pytest.approx(expected, rel=1e-5)
+        assert row["valid_loss"] == pytest.approx(_valid_loss(s, steps[k][2]), rel=1e-5)
+        assert row["valid_error"] == pytest.approx(row["valid_loss"], rel=1e-6)   # linear: squared error
+        first = k + 1
+    # the kept parameters are the weights after the best validation's step
+    k = counts.index(r.examples_seen_at_best)
+    assert r.best_valid_error == min(row["valid_error"] for row in r.curve)
+    assert np.allclose(_as_vector(r.params), steps[k][2], rtol=1e-5, atol=1e-6)
+    # seconds since the start, rounded to 0.1 ms
+    seconds = [row["seconds"] for row in r.curve]
+    assert seconds == sorted(seconds) and 0 <= seconds[0] and seconds[-1] <= wall + 1e-4
+    assert all(x == round(x, 4) for x in seconds) and 0 <= r.seconds <= wall
+
+
+def test_polyak_with_a_constant_rate_averages_from_the_end_of_the_first_epoch():
+    """T = 120, B = 25: an epoch is ceil(120 / 25) = 5 steps, so the kept average is the mean of
+    the iterates after steps 5..15."""
+    s = _regression()
+    r = fit(s, _linear(s, lr=0.05, batch_size=25, polyak=True, max_epochs=3, valid_every=10 ** 9, patience=10 ** 12))
+    steps, _ = _hand_run(s, 25, 3)
+    assert len(steps) == 15
+    mean = np.mean([w for _, _, w in steps[4:]], axis=0)
+    assert np.allclose(_as_vector(r.params), mean, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(_as_vector(r.params), np.mean([w for _, _, w in steps[3:]], axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_adaptive_tau_starts_the_decrease_after_the_first_epoch_that_improves_too_little():
+    """The rule compares each epoch's mean minibatch criterion with the previous one's; it is
+    set here so that it fires after epoch 4 (step 20): the relative improvements after epochs
+    2, 3 and 4 are 0.497, 0.495 and 0.464."""
+    s = _regression()
+    epochs, threshold = 6, 0.48
+    steps, tau = _hand_run(s, 25, epochs, lr=0.03, adaptive=threshold)
+    assert tau == 20.0
+    r = fit(s, _linear(s, lr=0.03, batch_size=25, adaptive_tau=threshold, max_epochs=epochs,
+                       valid_every=10 ** 9, patience=10 ** 12))
+    assert np.allclose(_as_vector(r.params), steps[-1][2], rtol=1e-5, atol=1e-6)
+    early, _ = _hand_run(s, 25, epochs, lr=0.03, rate=lambda t: 0.03 * min(1.0, 10 / t))
+    assert not np.allclose(early[-1][2], steps[-1][2], rtol=1e-4, atol=1e-5)       # fired at step 10 instead
+
+
+def _hand_adam(s, minibatches, lr, seed=0, b1=0.9, b2=0.999, eps=1e-8):
+    A = np.hstack([s.X_train, np.ones((len(s.X_train), 1))]).astype(np.float64)
+    t = s.y_train.ravel().astype(np.float64)
+    p0 = init_member(MLP(()), 3, 1, seed)
+    w = np.concatenate([p0["W0"].numpy().ravel(), p0["b0"].numpy().ravel()]).astype(np.float64)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for step, idx in enumerate(minibatches, start=1):
+        g = 2 * A[idx].T @ (A[idx] @ w - t[idx]) / len(idx)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + eps)
+    return w
+
+
+@pytest.mark.parametrize("B", [25, 119])
+def test_timing_steps_trains_the_first_epochs_order_and_returns_the_cpu_time(B):
+    """time_steps(n): a warm-up step 1 on the first minibatch, then steps 2..n+1 on minibatches
+    starting at (t B) mod max(T - B, 1); Adam's bias correction shows each step's number. The
+    time returned is the calling thread's CPU time for the n steps."""
+    s = _regression()
+    T, n = len(s.X_train), 5
+    pop = Population([check_member(_linear(s, lr=0.01, batch_size=B, optimizer="adam"), s)], Data(s, CPU))
+    before = time.thread_time()
+    seconds = pop.time_steps(n)
+    assert 0 < seconds <= time.thread_time() - before
+    order = np.random.default_rng([0, 1]).permutation(T)
+    starts = [0] + [(t * B) % max(T - B, 1) for t in range(n)]
+    assert starts == ([0, 0, 25, 50, 75, 5] if B == 25 else [0] * 6)
+    expected = _hand_adam(s, [order[a:a + B] for a in starts], 0.01)
+    trained = {k: v[0] for k, v in pop.params.items()}
+    assert np.allclose(_as_vector(trained), expected, rtol=1e-5, atol=1e-6)
+
+
+def _classes(n=400, seed=0):
+    """Two noisy classes on 5 inputs: 240 training examples, 160 validation ones."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] + 0.8 * rng.normal(size=n) > 0).astype(np.int64)
+    return prepare(from_arrays(X, y), valid=0.4, test=0.0)
+
+
+def test_padded_sigmoid_members_train_as_if_alone_after_one_of_them_leaves():
+    """Padded sigmoid units are masked (their output 1/2 would otherwise train the weights out
+    of them); the mask must stay on after the population is compacted."""
+    s = _classes()
+    members = [Member(MLP((10,), "sigmoid"), Training(lr=0.3, batch_size=16, max_epochs=3, seed=0)),
+               Member(MLP((12,), "sigmoid"), Training(lr=0.3, batch_size=16, max_epochs=1, seed=1))]
+    together = fit(s, members)
+    assert [r.examples_seen for r in together] == [720, 240]          # the padded member stays
+    for m, r in zip(members, together):
+        alone = fit(s, m)
+        assert all(torch.allclose(r.params[k], alone.params[k], atol=1e-6) for k in alone.params)
+
+
+def test_a_member_without_the_significance_test_keeps_its_minima_beside_one_with_it():
+    s = _classes()
+    train = dict(lr=0.1, batch_size=16, max_epochs=4, valid_every=80)
+    base, strict = Member(MLP((8,)), Training(**train)), Member(MLP((8,)), Training(**train, significance=0.05, seed=1))
+    together = fit(s, [base, strict])
+    alone = fit(s, base)
+    errors = [row["valid_error"] for row in alone.curve]
+    assert alone.examples_seen_at_best > alone.curve[0]["examples_seen"]    # the case: a later minimum
+    assert alone.best_valid_error == min(errors) < errors[0]
+    assert together[0].examples_seen_at_best == alone.examples_seen_at_best
+    assert together[0].best_valid_error == alone.best_valid_error
+
+
+def test_updates_are_replayed_by_default_only_on_a_cuda_device(digits):
+    member = check_member(Member(MLP((8,)), Training(max_epochs=1)), digits)
+    data = Data(digits, CPU)
+    assert Population([member], data).replay is None
+    assert Population([member], data, replay=True).replay is not None
+
+
+def test_inputs_zero_in_at_least_a_tenth_of_the_columns_are_left_out():
+    rng = np.random.default_rng(0)
+    for n_in, dead, left_out in ((10, 1, True), (30, 3, True), (100, 9, False)):
+        X = rng.normal(size=(200, n_in)).astype(np.float32)
+        s = prepare(from_arrays(X, (X[:, 0] > 0).astype(np.int64)), test=0.0)
+        s.X_train[:, :dead] = 0
+        d = Data(s, CPU)
+        assert (d.columns is not None) == left_out, (n_in, dead)
+        assert d.n_active == (n_in - dead if left_out else n_in)
