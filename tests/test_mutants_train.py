@@ -141,6 +141,25 @@ def test_a_significance_veto_keeps_the_old_best_and_its_patience():
     assert (p.best.tolist(), p.best_at.tolist(), p.until.tolist()) == ([0.5, 0.4], [60, 80], [120.0, 160.0])
 
 
+
+def test_a_p_value_equal_to_the_level_passes():
+    """5 examples fixed and none broken: p = P(X >= 5), X ~ Binomial(5, 1/2) = 1/32, exact in
+    binary, and exactly what the tail computes."""
+    best, new = torch.zeros(1, 20), torch.zeros(1, 20)
+    best[0, :5] = 1
+    assert binomial_tail(torch.tensor([5]), torch.tensor([5])).item() == 1 / 32
+    assert significant(best, new, np.array([1 / 32])).tolist() == [True]
+    assert significant(best, new, np.array([1 / 32 - 1e-9])).tolist() == [False]
+
+
+def test_a_tail_is_never_above_one():
+    """P(X >= 0) = 1 for every n; the sum of the terms in log space rounds above 1 for some n
+    (6, 7, 8, ...: by up to 1.5e-13) and below it for others."""
+    n = torch.arange(0, 60)
+    tails = binomial_tail(torch.zeros_like(n), n)
+    assert (tails <= 1).all() and (tails > 1 - 1e-12).all()
+
+
 # --- train/hyper.py -------------------------------------------------------------------------------
 
 from purelearn import MLP, Member, Training                                     # noqa: E402
@@ -440,3 +459,197 @@ def test_inputs_zero_in_at_least_a_tenth_of_the_columns_are_left_out():
         d = Data(s, CPU)
         assert (d.columns is not None) == left_out, (n_in, dead)
         assert d.n_active == (n_in - dead if left_out else n_in)
+
+
+def test_the_training_defaults_are_the_documented_ones():
+    """What a member trains with when nothing is set (lr, batch size and patience as the
+    docstring gives them)."""
+    expected = dict(lr=0.01, batch_size=32, tau=math.inf, alpha=1.0, adaptive_tau=0.0, optimizer="sgd", momentum=0.0,
+                    momentum_form="average", polyak=False, l1=0.0, l2=0.0, decay_biases=False, lr_scale=(),
+                    sparsity="none", sparsity_coef=0.0, sparsity_target=0.05, patience=10000, patience_increase=2.0,
+                    patience_mode="multiply", improvement=0.005, significance=0.0, valid_every=0, max_epochs=100,
+                    divergence=10.0, seed=0)
+    from dataclasses import asdict
+    assert asdict(Training()) == expected
+
+
+def test_members_are_frozen_values():
+    from dataclasses import FrozenInstanceError
+    m = Member(MLP((8,)), Training(lr=0.1))
+    with pytest.raises(FrozenInstanceError):
+        m.train = Training()
+    assert m == Member(MLP((8,)), Training(lr=0.1)) and len({m, Member(MLP((8,)), Training(lr=0.1))}) == 1
+
+
+# --- train/fit.py ---------------------------------------------------------------------------------
+
+import importlib                                                                 # noqa: E402
+
+fit_module = importlib.import_module("purelearn.train.fit")      # the module, not the function
+from purelearn.train.fit import populations, resolve_device                       # noqa: E402
+from purelearn.train.memory import footprint                                     # noqa: E402
+
+
+def test_devices_resolve_by_name_and_auto_picks_cuda_only_when_present(monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_device(cpu) is cpu and resolve_device("cpu") == cpu
+    for bad in ("tpu", "gpu", "cpu:0"):
+        with pytest.raises(ConfigError, match=f"unknown device '{bad}'"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    fit_module._cuda_present.cache_clear()
+    try:
+        assert resolve_device("auto") == cpu
+        with pytest.raises(ConfigError, match="no CUDA device is present"):
+            resolve_device("cuda:1")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        fit_module._cuda_present.cache_clear()
+        assert resolve_device("auto") == torch.device("cuda")
+        assert resolve_device("cuda:1") == torch.device("cuda:1") and resolve_device("cuda") == torch.device("cuda")
+    finally:
+        monkeypatch.undo()
+        fit_module._cuda_present.cache_clear()
+
+
+def test_on_a_cpu_widths_up_to_1_3_times_the_narrowest_are_padded_into_one_population():
+    def m(width):
+        return Member(MLP((width,)), Training())
+    assert populations([m(10), m(13)], 10) == [[0, 1]]                  # 13 = 1.3 x 10: together
+    assert populations([m(14), m(10)], 10) == [[1], [0]]
+    assert populations([m(20), m(10), m(13), m(26)], 10) == [[1, 2], [0, 3]]
+
+
+def test_a_memory_limit_splits_the_members_into_populations_that_fit():
+    s = _classes()
+    members = [check_member(Member(MLP((8,)), Training(max_epochs=1, seed=i)), s) for i in range(5)]
+    one = footprint(members[0], 5, 2)
+    sizes = []
+    results = fit(s, members, memory_limit=2 * one, progress=lambda p: sizes.append(p["members"]))
+    assert len(results) == 5 and max(sizes) == 2 and sizes.count(1) >= 1
+    assert sorted(populations(members, 10, memory_limit=2 * one, cost=lambda m: one)) == [[0, 1], [2, 3], [4]]
+
+
+# --- train/lr_search.py ---------------------------------------------------------------------------
+
+from dataclasses import FrozenInstanceError, replace                             # noqa: E402
+
+from purelearn import find_learning_rate                                         # noqa: E402
+
+lr_search = importlib.import_module("purelearn.train.lr_search")
+
+
+def _full_batch(s):
+    """Full-batch gradient descent on least squares diverges exactly above 2 / lambda_max."""
+    A = np.hstack([s.X_train, np.ones((len(s.X_train), 1))]).astype(np.float64)
+    limit = 2 / np.linalg.eigvalsh(2 * A.T @ A / len(A)).max()
+    return limit, _linear(s, batch_size=len(s.X_train))
+
+
+def test_a_stable_start_whose_next_rate_diverges_ends_the_search_at_once_going_up():
+    s = _regression()
+    limit, member = _full_batch(s)
+    found = find_learning_rate(s, member, start=limit / 3 ** 0.5, epochs=40, tries=3, rounds=1)
+    assert [round(math.log(r.rate / limit, 3), 6) for r in found.runs] == [-0.5, 0.5]
+    assert [r.diverged for r in found.runs] == [False, True] and found.direction == "up"
+    assert found.largest_stable == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+    with pytest.raises(FrozenInstanceError):
+        found.runs[0].rate = 1.0
+
+
+def test_a_rate_that_leaves_the_criterion_where_it_started_has_diverged(monkeypatch):
+    """At 1e-30 the float32 weights do not move: the criterion ends exactly where it started,
+    which is not below it; every rate down from there does the same, and the search gives up
+    after its 3 default rounds of 5 one-epoch runs (exponents -2..2, -3..-7, -8..-12)."""
+    s = _regression()
+    sizes, epochs_seen = [], []
+
+    def counted(splits, members, **kw):
+        sizes.append(len(members))
+        results = fit(splits, members, **kw)
+        epochs_seen.extend(r.examples_seen / len(splits.X_train) for r in results)
+        return results
+
+    monkeypatch.setattr(lr_search, "fit", counted)
+    with pytest.raises(ConfigError, match=r"every rate down to 1e-42 made the training criterion rise \(3 rounds\)"):
+        find_learning_rate(s, _linear(s, batch_size=40), start=1e-30, factor=10.0)
+    assert sizes == [5, 5, 5] and set(epochs_seen) == {1.0}
+
+
+def test_a_search_up_that_finds_no_diverging_rate_names_the_last_rate_tried(monkeypatch):
+    s = _regression()
+    """2 rounds of 2 rates: exponents -1, 0, then 1, 2, all stable; the last rate is 1e-6 x 10^2."""
+    with pytest.raises(ConfigError, match=r"no rate up to 0.0001 made the training criterion rise \(2 rounds\)"):
+        find_learning_rate(s, _linear(s, batch_size=40), start=1e-6, factor=10.0, tries=2, rounds=2)
+
+
+def test_the_search_settings_are_checked_at_their_edges():
+    s = _regression()
+    member = _linear(s, batch_size=40)
+    for kwargs in (dict(start=0.0), dict(start=-1.0), dict(factor=1.0), dict(margin=0.999), dict(tries=0),
+                   dict(rounds=0), dict(epochs=0)):
+        with pytest.raises(ConfigError, match="find_learning_rate: need start > 0"):
+            find_learning_rate(s, member, **kwargs)
+    limit, member = _full_batch(s)
+    found = find_learning_rate(s, member, start=limit / 3 ** 0.5, margin=1.0, tries=1, rounds=2, epochs=40)
+    assert [r.diverged for r in found.runs] == [False, True]
+    assert found.rate == found.largest_stable == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+
+
+def test_each_short_run_is_validated_once_at_its_end():
+    """T = 120 and B = 7: the last minibatch of an epoch holds 1 example, so a validation point
+    one example short of the end would be a step of its own."""
+    s = _regression()
+    found = find_learning_rate(s, _linear(s, batch_size=7), start=0.01, epochs=2, tries=3)
+    for run in found.runs:
+        assert [row["examples_seen"] for row in run.result.curve] == [240]
+
+
+# --- train/memory.py ------------------------------------------------------------------------------
+
+from purelearn.train import memory                                               # noqa: E402
+
+
+def test_a_members_footprint_counts_its_weights_biases_and_activations():
+    m = Member(MLP((4, 3)), Training(batch_size=32))
+    # 5 -> 4 -> 3 -> 2: 5*4 + 4 + 4*3 + 3 + 3*2 + 2 = 47 parameters, 14 units
+    assert memory.footprint(m, 5, 2) == 4 * (47 * 7 + 3 * 32 * 14)
+    assert memory.describe(m, 5, 2) == "5-4-3-2"
+
+
+def test_a_member_is_refused_only_above_the_limit():
+    m = Member(MLP((4,)), Training(batch_size=8))
+    need = memory.footprint(m, 3, 2)
+    memory.check_fits(m, 3, 2, need)
+    memory.check_fits(m, 3, 2, None)
+    with pytest.raises(memory.MemoryLimitError, match=r"a 3-4-2 network with minibatches of 8 needs about 0.0 MB"):
+        memory.check_fits(m, 3, 2, need - 1)
+
+
+def test_the_default_limit_is_half_the_free_memory_shared_among_the_workers(monkeypatch):
+    values = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(memory.os, "sysconf", lambda name: values[name])
+    assert memory.default_memory_limit("cpu") == 2_048_000
+    assert memory.default_memory_limit("cpu", workers=4) == 512_000
+    assert memory.default_memory_limit("cpu", workers=0) == 2_048_000
+
+    def unknown(name):
+        raise ValueError(name)
+
+    monkeypatch.setattr(memory.os, "sysconf", unknown)
+    assert memory.default_memory_limit("cpu", 2) == (4 << 30) // 4          # 4 GiB assumed
+    monkeypatch.setattr(memory.torch.cuda, "mem_get_info", lambda: (8_000_000_000, 16_000_000_000))
+    assert memory.default_memory_limit("cuda", workers=3) == 4_000_000_000   # one GPU: not shared
+
+
+def test_allocation_failures_are_recognised_and_named():
+    assert memory.is_allocation_failure(MemoryError())
+    assert memory.is_allocation_failure(torch.OutOfMemoryError("CUDA out of memory"))
+    assert memory.is_allocation_failure(RuntimeError("DefaultCPUAllocator: can't Allocate memory"))
+    assert not memory.is_allocation_failure(RuntimeError("shape mismatch"))
+    assert not memory.is_allocation_failure(ValueError("alloc"))
+    members = [Member(MLP((4,)), Training(batch_size=8)), Member(MLP((6,)), Training(batch_size=8))]
+    error = memory.allocation_failed(members, 3, 2, RuntimeError("can't allocate\nmore detail"))
+    assert isinstance(error, memory.MemoryLimitError)
+    total = memory.footprint(members[0], 3, 2) + memory.footprint(members[1], 3, 2)
+    assert str(error).startswith(f"training 2 member(s) like 3-6-2 needs about {total / 2 ** 20:,.1f} MB")
+    assert "(can't allocate)" in str(error) and "more detail" not in str(error)
