@@ -653,3 +653,120 @@ def test_allocation_failures_are_recognised_and_named():
     total = memory.footprint(members[0], 3, 2) + memory.footprint(members[1], 3, 2)
     assert str(error).startswith(f"training 2 member(s) like 3-6-2 needs about {total / 2 ** 20:,.1f} MB")
     assert "(can't allocate)" in str(error) and "more detail" not in str(error)
+
+
+# --- train/model.py and train/result.py -----------------------------------------------------------
+
+import builtins                                                                  # noqa: E402
+import io                                                                        # noqa: E402
+
+from purelearn import Model                                                      # noqa: E402
+from purelearn.errors import DataError, PurelearnError                          # noqa: E402
+from purelearn.train.result import Result                                       # noqa: E402
+
+
+def _hand_model(output, classes=None):
+    """No hidden layer: z = x0 - x1 (+ 0.5 for the second output of a linear model)."""
+    k = 2 if output == "linear" else (2 if output == "softmax" else 1)
+    W = torch.tensor([[1.0, -1.0], [-1.0, 1.0]])[:k] if output == "softmax" else torch.tensor([[1.0, -1.0]] * k)
+    b = torch.tensor([[0.0, 0.5]])[:, :k] if output == "linear" else torch.zeros(1, k)
+    return Model(MLP((), output=output), {"W0": W, "b0": b}, [], classes, 2)
+
+
+X4 = np.array([[2.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])                  # x0 - x1 = 2, 1, 0, -1
+
+
+def test_a_sigmoid_models_labels_are_its_positive_outputs_and_a_linear_ones_its_values():
+    assert _hand_model("sigmoid").predict(X4).ravel().tolist() == [1.0, 1.0, 0.0, 0.0]       # z = 0: label 0
+    assert _hand_model("linear").predict(X4).tolist() == [[2.0, 2.5], [1.0, 1.5], [0.0, 0.5], [-1.0, -0.5]]
+    assert _hand_model("softmax", classes=("a", "b")).predict(X4).tolist() == ["a", "a", "a", "b"]   # a tie: first
+
+
+def test_a_models_error_on_raw_data_is_its_criterion_by_hand():
+    y = np.array([[1.0, 2.0], [0.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    z = np.array([[2.0, 2.5], [1.0, 1.5], [0.0, 0.5], [-1.0, -0.5]])
+    assert _hand_model("linear").error(X4, y) == pytest.approx(np.mean(((z - y) ** 2).sum(1)))
+    labels = np.array([[1.0], [0.0], [0.0], [0.0]])                                 # the second is wrong
+    assert _hand_model("sigmoid").error(X4, labels) == pytest.approx(0.25)
+    assert _hand_model("softmax").error(X4, np.array([0, 1, 0, 1])) == pytest.approx(0.25)
+
+
+def test_a_model_takes_one_example_as_a_row_and_refuses_other_shapes_and_non_numbers():
+    m = _hand_model("linear")
+    assert m.predict(np.array([2.0, 0.0])).tolist() == [[2.0, 2.5]]                  # one example, 1-D
+    assert m.predict(np.array([[2.0, 0.0]])).tolist() == [[2.0, 2.5]]                # the same as a row
+    assert m.predict(torch.tensor([[1.0, 0.0]])).tolist() == [[1.0, 1.5]]
+    for bad in (np.array([1.0, 2.0, 3.0]), np.zeros((2, 3)), np.zeros((1, 1, 2)), np.zeros(4)):
+        with pytest.raises(DataError, match="raw inputs of 2 features"):
+            m.predict(bad)
+    for bad in (np.array([[1.0, np.nan]]), np.array([[np.inf, 0.0]]), np.array([["a", "b"]])):
+        with pytest.raises(DataError, match="finite numbers"):
+            m.predict(bad)
+
+
+def test_a_model_file_is_read_only_as_tensors_and_plain_values():
+    """A file whose unpickling would run code is refused before anything in it runs."""
+    class Runs:
+        def __reduce__(self):
+            return exec, ("import builtins; builtins._ran_from_a_model_file = True",)
+
+    buf = io.BytesIO()
+    torch.save({"format": "purelearn.model/1", "spec": Runs()}, buf)
+    try:
+        with pytest.raises(PurelearnError, match="not a purelearn model this version reads"):
+            Model.from_bytes(buf.getvalue())
+        assert not hasattr(builtins, "_ran_from_a_model_file")
+    finally:
+        if hasattr(builtins, "_ran_from_a_model_file"):
+            del builtins._ran_from_a_model_file
+    for state, shown in (({"format": "other/9"}, "format 'other/9'"), ([1, 2], "format None")):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        with pytest.raises(PurelearnError, match=rf"the model is not a purelearn model .*\(ValueError: {shown}\)"):
+            Model.from_bytes(buf.getvalue())
+    m = _hand_model("linear")
+    again = Model.from_bytes(m.to_bytes())
+    assert again.predict(X4).tolist() == m.predict(X4).tolist() and again.n_inputs == 2
+
+
+def test_a_results_summary_flags_and_model_come_from_its_fields():
+    params = {"W0": torch.tensor([[1.0, -1.0, 0.0]]), "b0": torch.zeros(1, 1)}
+    r = Result(Member(MLP((), output="linear"), Training()), 0.25, 0.5, 100, 300, "diverged", 1.23456,
+               [{"examples_seen": 100}], params)
+    assert r.diverged and not replace(r, stopped_because="budget").diverged
+    assert not replace(r, stopped_because="patience").diverged
+    assert r.summary() == {"best_valid_error": 0.25, "best_valid_loss": 0.5, "examples_seen_at_best": 100,
+                           "examples_seen": 300, "stopped_because": "diverged", "seconds": 1.235}
+    assert r.model.n_inputs == 3                              # without n_inputs: W0's input width
+    assert replace(r, n_inputs=5).model.n_inputs == 5
+    assert r.predict(np.array([[2.0, 1.0, 7.0]])).tolist() == [[1.0]]
+    shown = repr(r)                                           # the big fields stay out of it
+    assert "examples_seen_at_best=100" in shown
+    assert "curve" not in shown and "params" not in shown and "preprocessing" not in shown
+
+
+# --- train/replay.py (its CPU path) ---------------------------------------------------------------
+
+from purelearn.train.replay import Replay                                       # noqa: E402
+
+
+def test_a_replay_warms_up_captures_replays_and_runs_other_shapes_as_they_come():
+    calls = []
+
+    def update(idx):
+        calls.append(idx.shape)
+        return (idx.sum(1, keepdim=True).float(),)
+
+    r = Replay(CPU)
+    first, second = torch.tensor([[1, 2]]), torch.tensor([[3, 4]])
+    assert r(update, first)[0].tolist() == [[3.0]] and (r.captures, r.replays) == (0, 0)   # warm-up: eager
+    out = r(update, second)
+    assert out[0].tolist() == [[7.0]] and (r.captures, r.replays) == (1, 1)
+    again = r(update, torch.tensor([[5, 6]]))
+    assert again[0] is out[0] and again[0].tolist() == [[11.0]] and (r.captures, r.replays) == (1, 2)
+    other = r(update, torch.tensor([[1, 1, 1]]))                    # another shape: eager, graph kept
+    assert other[0].tolist() == [[3.0]] and other[0] is not out[0] and (r.captures, r.replays) == (1, 2)
+    assert r(update, first)[0].tolist() == [[3.0]] and r.replays == 3
+    r.forget()
+    assert r(update, first)[0].tolist() == [[3.0]] and (r.captures, r.replays) == (1, 3)    # warm again
+    assert len(calls) == 6                                          # on a CPU each replay runs it once
