@@ -27,9 +27,10 @@ def test_every_form_of_store_name_resolves_to_its_database(tmp_path, monkeypatch
     for memory in (":memory:", "sqlite://"):
         url, path, text = resolve(memory, True)
         assert (url.drivername, url.database, path, text) == ("sqlite", None, None, ":memory:")
-    url, path, text = resolve(tmp_path / "a" / "s.db", True)              # a PathLike; its folder is made
-    assert (url.database, path, text) == (str(tmp_path / "a" / "s.db"), tmp_path / "a" / "s.db", str(path))
-    assert (tmp_path / "a").is_dir()
+    url, path, text = resolve(tmp_path / "a" / "b" / "s.db", True)        # a PathLike; its folders are made
+    assert (url.database, path, text) == (str(tmp_path / "a" / "b" / "s.db"), tmp_path / "a" / "b" / "s.db", str(path))
+    assert (tmp_path / "a" / "b").is_dir()
+    assert resolve(tmp_path / "a" / "b" / "t.db", True)[1].parent.is_dir()   # a folder already there
     assert resolve("sqlite:///rel/s.db", True)[1] == Path("rel/s.db")
     assert resolve(f"SQLite:///{tmp_path}/b/s.db", True)[1] == tmp_path / "b" / "s.db"   # sqlite:////abs/path
     url, path, text = resolve("postgres://u:s3cret@db.example:5433/studies", True)
@@ -100,6 +101,13 @@ def test_lock_files_lie_beside_the_store():
 
 def test_a_held_lock_refuses_a_second_holder_names_its_pid_and_is_closed_in_children(tmp_path):
     path = tmp_path / "s.lock"
+    umask = os.umask(0o022)
+    try:
+        with locks.held(path):
+            assert path.stat().st_mode & 0o777 == 0o644                # rw-r--r--
+    finally:
+        os.umask(umask)
+    path.unlink()
     with locks.held(path):
         assert path.read_text() == str(os.getpid())
         assert len(forking._CLOSE_IN_CHILD) >= 1
@@ -166,6 +174,44 @@ def test_a_new_store_file_has_every_table_the_schema_version_and_a_write_ahead_l
     assert str(store) == str(db) and not store.memory
     Store(db, create=False)                                        # opens again as it is
     assert Store(":memory:").memory and str(Store(":memory:")) == ":memory:"
+
+
+# (column, type, NOT NULL, primary key) of each table, as schema version 2 writes them
+SCHEMA = {
+    "purelearn_info": [("key", "VARCHAR(64)", 1, 1), ("value", "TEXT", 1, 0)],
+    "studies": [("id", "INTEGER", 1, 1), ("name", "VARCHAR(200)", 1, 0), ("strategy", "VARCHAR(50)", 1, 0),
+                ("space", "TEXT", 1, 0), ("settings", "TEXT", 1, 0), ("created", "FLOAT", 1, 0)],
+    "trials": [("id", "INTEGER", 1, 1), ("study_id", "INTEGER", 1, 0), ("number", "INTEGER", 1, 0),
+               ("params", "TEXT", 1, 0), ("status", "VARCHAR(20)", 1, 0), ("value", "FLOAT", 0, 0),
+               ("curve", "TEXT", 0, 0), ("error", "TEXT", 0, 0), ("seed", "INTEGER", 0, 0),
+               ("worker", "VARCHAR(100)", 0, 0), ("started", "FLOAT", 0, 0), ("ended", "FLOAT", 0, 0)],
+    "test_evaluations": [("id", "INTEGER", 1, 1), ("study_id", "INTEGER", 1, 0), ("trial_number", "INTEGER", 1, 0),
+                         ("value", "FLOAT", 1, 0), ("forced", "BOOLEAN", 1, 0), ("at", "FLOAT", 1, 0)],
+    "models": [("study_id", "INTEGER", 1, 1), ("trial_number", "INTEGER", 1, 0), ("data", "BLOB", 1, 0)],
+}
+
+
+def test_the_tables_on_disk_are_those_of_schema_version_2(tmp_path):
+    """Other versions of purelearn (and other programs) read these files: the columns, their
+    types, what may be NULL, the keys and the unique names are part of the format."""
+    db = tmp_path / "s.db"
+    Store(db).engine.dispose()
+    with sqlite3.connect(db) as c:
+        for table, columns in SCHEMA.items():
+            assert [(r[1], r[2], r[3], r[5]) for r in c.execute(f"PRAGMA table_info({table})")] == columns, table
+        for table in ("trials", "test_evaluations", "models"):
+            assert [(r[2], r[3], r[4]) for r in c.execute(f"PRAGMA foreign_key_list({table})")] == [
+                ("studies", "study_id", "id")]
+    store = Store(db)
+    store.create_study("s", "random", {}, {})
+    with pytest.raises(sa.exc.IntegrityError):
+        store.create_study("s", "tpe", {}, {})                     # one study per name
+
+
+def test_a_damaged_sqlite_file_is_refused_with_the_drivers_reason(tmp_path):
+    (tmp_path / "bad.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    with pytest.raises(StoreError, match=r"bad.db: not a readable study store \(file is not a database\)\.$"):
+        Store(tmp_path / "bad.db")
 
 
 def test_opening_read_only_changes_nothing_and_a_missing_store_is_named(tmp_path):
@@ -272,6 +318,7 @@ def test_trials_are_written_whole_read_back_in_number_order_and_kept_per_study()
     store.start_trial(s, Trial(0, {"x": 0.0}, "running", seed=99), replace=True)
     assert [(t.number, t.status, t.seed) for t in store.trials(s)] == [(0, "running", 99), (1, "complete", 11),
                                                                       (2, "failed", 12)]
+    assert [(t.number, t.params) for t in store.trials(other)] == [(0, {"x": 9})]   # the other study's trial 0 stays
     with pytest.raises(sa.exc.IntegrityError):
         store.start_trial(s, Trial(0, {"x": 0.0}, "running"))      # without replace: refused
 
@@ -289,6 +336,8 @@ def test_the_best_model_is_replaced_only_by_a_new_best_and_kept_per_study():
     assert store.best_model(s) == (0, b"model 0") and store.best_model(other) == (0, b"other")
     store.finish_trial(s, Trial(2, {}, "complete", 0.2), b"model 2", best=True)
     assert store.best_model(s) == (2, b"model 2") and store.best_model(other) == (0, b"other")
+    store.finish_trial(s, Trial(1, {}, "complete", 0.7), b"model 1")      # not said to be the best: kept as is
+    assert store.best_model(s) == (2, b"model 2")
     store.finish_trial(s, Trial(2, {}, "complete", 0.2), None, best=True)   # a best without a model: none kept
     assert store.best_model(s) is None
 
