@@ -91,7 +91,8 @@ class Training:
         _check(self.divergence > 1, "divergence", self.divergence, "> 1")
         _check(_whole(self.seed) and self.seed >= 0, "seed", self.seed, "a whole number >= 0")
         l1, l2 = (_per_layer(name, getattr(self, name), n_layers, 0.0) for name in ("l1", "l2"))
-        lr_scale = _per_layer("lr_scale", self.lr_scale or 1.0, n_layers, 0.0, strict=True)
+        empty = isinstance(self.lr_scale, (tuple, list)) and not self.lr_scale     # (): 1 for every layer
+        lr_scale = _per_layer("lr_scale", 1.0 if empty else self.lr_scale, n_layers, 0.0, strict=True)
         return replace(self, l1=l1, l2=l2, lr_scale=lr_scale)
 
     def group_key(self) -> tuple:
