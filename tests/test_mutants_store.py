@@ -32,6 +32,7 @@ def test_every_form_of_store_name_resolves_to_its_database(tmp_path, monkeypatch
     assert (tmp_path / "a" / "b").is_dir()
     assert resolve(tmp_path / "a" / "b" / "t.db", True)[1].parent.is_dir()   # a folder already there
     assert resolve("sqlite:///rel/s.db", True)[1] == Path("rel/s.db")
+    assert resolve("sqlite:///x", True)[1] == Path("x")                       # a one-letter file name
     assert resolve(f"SQLite:///{tmp_path}/b/s.db", True)[1] == tmp_path / "b" / "s.db"   # sqlite:////abs/path
     url, path, text = resolve("postgres://u:s3cret@db.example:5433/studies", True)
     assert (url.drivername, url.host, url.port, url.database, path) == ("postgresql+psycopg2", "db.example", 5433,
@@ -89,6 +90,9 @@ def test_study_names_are_1_to_100_safe_characters():
     with pytest.raises(ConfigError) as long:
         check_study_name("x" * 61 + "/")
     assert repr("x" * 60) + "..." in str(long.value)
+    with pytest.raises(ConfigError) as edge:
+        check_study_name("x" * 60 + "/")                          # 61 characters: cut to 60
+    assert repr("x" * 60) + "..." in str(edge.value)
     with pytest.raises(ConfigError) as short:
         check_study_name("x" * 59 + "/")
     assert repr("x" * 59 + "/") in str(short.value) and "..." not in str(short.value).split("can't")[0]
@@ -164,9 +168,9 @@ def test_a_new_store_file_has_every_table_the_schema_version_and_a_write_ahead_l
     db = tmp_path / "s.db"
     store = Store(db)
     assert _tables(db) == {"purelearn_info", "studies", "trials", "test_evaluations", "models"}
+    assert SCHEMA_VERSION == 2
     with sqlite3.connect(db) as c:
-        assert c.execute("SELECT value FROM purelearn_info WHERE key = 'schema_version'").fetchall() == [
-            (str(SCHEMA_VERSION),)]
+        assert c.execute("SELECT key, value FROM purelearn_info").fetchall() == [("schema_version", "2")]
         assert c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     with store.engine.connect() as c:                              # every connection: these settings
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
@@ -367,6 +371,8 @@ def test_the_best_trial_is_the_lowest_ranked_value_then_the_lowest_number():
     assert best_trial(trials[:5]).number == 0
     assert best_trial(trials[1:5]) is None and best_trial([]) is None
     assert trials[6].rank == (0.2, 6)
+    shown = repr(Trial(7, {"x": 1}, "complete", 0.5, [{"examples_seen": 123456}]))
+    assert "number=7" in shown and "123456" not in shown and "curve" not in shown      # a curve is long
 
 
 def test_one_study_is_held_by_one_writer_and_another_study_beside_it_is_free(tmp_path):
@@ -401,6 +407,18 @@ def test_a_store_a_second_run_opens_while_the_first_creates_it_is_created_once(t
         assert not opened and _tables(db) == set()                 # waiting for the lock
     t.join()
     assert opened and _tables(db) == {"purelearn_info", "studies", "trials", "test_evaluations", "models"}
+
+
+def test_opening_an_existing_store_never_waits_for_a_run_creating_one(tmp_path):
+    db = tmp_path / "s.db"
+    Store(db).engine.dispose()
+    opened = []
+    with locks.held(locks.lock_path(db, None)):
+        t = threading.Thread(target=lambda: opened.append(Store(db)), daemon=True)
+        t.start()
+        t.join(timeout=5)
+        assert opened                                              # it did not wait for the lock
+    t.join()
 
 
 def test_an_unusable_database_url_is_named(tmp_path):

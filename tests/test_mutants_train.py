@@ -593,6 +593,9 @@ def test_the_search_settings_are_checked_at_their_edges():
     found = find_learning_rate(s, member, start=limit / 3 ** 0.5, margin=1.0, tries=1, rounds=2, epochs=40)
     assert [r.diverged for r in found.runs] == [False, True]
     assert found.rate == found.largest_stable == pytest.approx(limit / 3 ** 0.5, rel=1e-9)
+    found = find_learning_rate(s, member, start=limit / 1.5 ** 0.5, factor=1.5, tries=2, epochs=40)   # any factor > 1
+    assert [r.diverged for r in found.runs] == [False, True]
+    assert found.largest_stable == pytest.approx(limit / 1.5 ** 0.5, rel=1e-9)
 
 
 def test_each_short_run_is_validated_once_at_its_end():
