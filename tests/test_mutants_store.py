@@ -168,9 +168,9 @@ def test_a_new_store_file_has_every_table_the_schema_version_and_a_write_ahead_l
     db = tmp_path / "s.db"
     store = Store(db)
     assert _tables(db) == {"purelearn_info", "studies", "trials", "test_evaluations", "models"}
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     with sqlite3.connect(db) as c:
-        assert c.execute("SELECT key, value FROM purelearn_info").fetchall() == [("schema_version", "2")]
+        assert c.execute("SELECT key, value FROM purelearn_info").fetchall() == [("schema_version", "3")]
         assert c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     with store.engine.connect() as c:                              # every connection: these settings
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
