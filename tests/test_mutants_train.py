@@ -773,3 +773,14 @@ def test_a_replay_warms_up_captures_replays_and_runs_other_shapes_as_they_come()
     r.forget()
     assert r(update, first)[0].tolist() == [[3.0]] and (r.captures, r.replays) == (1, 3)    # warm again
     assert len(calls) == 6                                          # on a CPU each replay runs it once
+
+
+def test_the_rate_search_takes_its_smallest_allowed_settings():
+    from purelearn.data import load
+
+    splits = prepare(load("digits"), preprocess=["standardize"], seed=0)
+    member = Member(MLP((8,)), Training(batch_size=64))
+    # one try, one round, no margin are allowed: the search runs, and with one round it can't
+    # find the boundary (not refused for its arguments)
+    with pytest.raises(ConfigError, match="no rate up to|every rate down to"):
+        find_learning_rate(splits, member, margin=1, tries=1, rounds=1)
