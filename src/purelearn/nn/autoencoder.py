@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError, unknown
 from .activations import activation as activation_fn
 from .activations import canonical
-from .family import Family, Members, register
+from .family import Members, OneHiddenLayer, hidden_size, one, register
 from .init import SCHEMES, init_bound
 from .mlp import stack_members, unit_masks
 from .penalties import sparsity_penalty
@@ -60,10 +60,7 @@ class AutoEncoder:
     init_scale: float = 1.0
 
     def checked(self, X_train: np.ndarray) -> "AutoEncoder":
-        hidden = self.hidden[0] if isinstance(self.hidden, (tuple, list)) and len(self.hidden) == 1 else self.hidden
-        if not isinstance(hidden, (int, np.integer)) or isinstance(hidden, bool) or hidden < 1:
-            raise ConfigError(f"model.hidden = {self.hidden!r}: an auto-encoder has one code layer; give its "
-                              "size, a whole number >= 1.")
+        hidden = hidden_size(self.hidden, "an auto-encoder has one code layer")
         if self.init not in SCHEMES:
             raise unknown("initialization (model.init)", self.init, SCHEMES)
         if not self.init_scale > 0:
@@ -135,7 +132,7 @@ def reconstruction_errors(kind: str, z: torch.Tensor, X: torch.Tensor) -> torch.
 
 
 @register
-class AutoEncoderFamily(Family):
+class AutoEncoderFamily(OneHiddenLayer):
     """Auto-encoders trained on their own input, gradients through autograd."""
 
     name = "autoencoder"
@@ -147,9 +144,6 @@ class AutoEncoderFamily(Family):
 
     def n_layers(self, spec) -> int:
         return 1 if spec.tied else 2
-
-    def widths(self, spec) -> tuple[int, ...]:
-        return (spec.hidden,)
 
     def group_key(self, spec) -> tuple:
         return (spec.activation, spec.tied, spec.reconstruction, spec.corruption)
@@ -177,7 +171,11 @@ class AutoEncoderFamily(Family):
         def column(values):
             return torch.tensor([float(v) for v in values], device=dev)
 
-        extras = {"mask": None if masks is None else masks[0].to(dev),
+        # whether any member corrupts its input or contracts, known here once: asking the [P]
+        # tensors every step would wait for a GPU every step
+        extras = {"corrupts": any(m.model.corruption_level > 0 for m in members),
+                  "contracts": any(m.model.contraction > 0 for m in members),
+                  "mask": None if masks is None else masks[0].to(dev),
                   "corruption_level": column(m.model.corruption_level for m in members).view(-1, 1, 1),
                   "contraction": column(m.model.contraction for m in members),
                   "sparsity_coef": column(m.train.sparsity_coef for m in members),
@@ -186,19 +184,9 @@ class AutoEncoderFamily(Family):
                   "noise": Members(torch.Generator(dev).manual_seed(int(m.train.seed) * 7919 + 2) for m in members)}
         return stack_members(drawn, dev), extras
 
-    def unstack(self, params, p, spec, data) -> dict[str, torch.Tensor]:
-        H = spec.hidden
-        out = {"W0": params["W0"][p, :H], "b0": params["b0"][p, :, :H], "b1": params["b1"][p]}
-        if "W1" in params:
-            out["W1"] = params["W1"][p, :, :H]
-        return {k: v.detach().cpu().clone() for k, v in out.items()}
-
     def layer(self, spec, name: str) -> int:
         # tied: one weight layer; untied: the encoder's (W0, b0) and the decoder's (W1, b1)
         return 0 if spec.tied else int(name[1:])
-
-    def is_weight(self, name: str) -> bool:
-        return name.startswith("W")
 
     def _draw(self, spec, extras, shape, device) -> torch.Tensor:
         fill = torch.randn if spec.corruption == "gaussian" else torch.rand
@@ -207,7 +195,7 @@ class AutoEncoderFamily(Family):
     def signal(self, spec, hp, params, extras, X, y):
         level = extras["corruption_level"]
         noisy = X
-        if bool((level > 0).any()):
+        if extras["corrupts"]:
             noisy = corrupt(X, spec.corruption, level, self._draw(spec, extras, X.shape[1:], X.device))
         tensors = list(params.values())
         for v in tensors:
@@ -216,7 +204,7 @@ class AutoEncoderFamily(Family):
             h = encode(params, noisy, spec.activation, extras["mask"])
             losses = reconstruction_errors(spec.reconstruction, decode(params, h), X).mean(1)
             criterion = losses
-            if bool((extras["contraction"] > 0).any()):
+            if extras["contracts"]:
                 criterion = criterion + extras["contraction"] * jacobian_norms(h, params["W0"], spec.activation).mean(1)
             if hp.sparsity != "none":
                 criterion = criterion + extras["sparsity_coef"] * sparsity_penalty(
@@ -229,22 +217,21 @@ class AutoEncoderFamily(Family):
 
     def predict(self, spec, params, X):
         """The reconstruction of X (sigmoid(z) with the cross-entropy, z with the squared error)."""
-        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        stacked = one(params)
         with torch.no_grad():
             z = decode(stacked, encode(stacked, torch.as_tensor(X, dtype=torch.float32), spec.activation))[0]
         return z.sigmoid() if spec.reconstruction == "cross_entropy" else z
 
     def loss(self, spec, params, X, y):
-        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        stacked = one(params)
         x = torch.as_tensor(X, dtype=torch.float32).unsqueeze(0)
         with torch.no_grad():
             z = decode(stacked, encode(stacked, x, spec.activation))
         return reconstruction_errors(spec.reconstruction, z, x)[0]
 
     def encode(self, spec, params, X):
-        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
         with torch.no_grad():
-            return encode(stacked, torch.as_tensor(X, dtype=torch.float32), spec.activation)[0]
+            return encode(one(params), torch.as_tensor(X, dtype=torch.float32), spec.activation)[0]
 
     def evaluate(self, spec, params, extras, X, y):
         """The denoising error (one fixed corruption draw, shared by every member) and the clean
@@ -261,7 +248,7 @@ class AutoEncoderFamily(Family):
                 x = X[s:s + chunk].unsqueeze(0)
                 z = decode(params, encode(params, x.expand(P, *x.shape[1:]), spec.activation, extras["mask"]))
                 clean.append(reconstruction_errors(spec.reconstruction, z, x))
-                if not bool((level > 0).any()):
+                if not extras["corrupts"]:
                     noisy.append(clean[-1])
                     continue
                 x_noisy = corrupt(x, spec.corruption, level, u[s:s + chunk].unsqueeze(0))

@@ -11,6 +11,7 @@ generators) as a tree that ``optim.select`` compacts with the parameters.
 from __future__ import annotations
 
 import abc
+import numbers
 
 import torch
 
@@ -115,6 +116,38 @@ class Family(abc.ABC):
         """(error [P, N], monitors {name: [P, N]}) per validation example, without a graph: the
         error is what early stopping minimizes, the monitors are recorded beside it (the first
         is the result's ``best_valid_loss``)."""
+
+
+class OneHiddenLayer(Family):
+    """A family of one hidden layer of H units over the inputs (auto-encoders, RBMs):
+    ``W0`` [P, H, d], ``b0`` [P, 1, H], ``b1`` [P, 1, d] (the input side's biases), and a
+    decoder's own ``W1`` [P, d, H] where it has one."""
+
+    def widths(self, spec) -> tuple[int, ...]:
+        return (spec.hidden,)
+
+    def is_weight(self, name: str) -> bool:
+        return name.startswith("W")
+
+    def unstack(self, params, p, spec, data) -> dict[str, torch.Tensor]:
+        H = spec.hidden
+        out = {"W0": params["W0"][p, :H], "b0": params["b0"][p, :, :H], "b1": params["b1"][p]}
+        if "W1" in params:
+            out["W1"] = params["W1"][p, :, :H]
+        return {k: v.detach().cpu().clone() for k, v in out.items()}
+
+
+def hidden_size(value, what: str) -> int:
+    """The size of a family's one hidden layer, given as a number or a list of one number."""
+    hidden = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+    if not isinstance(hidden, numbers.Integral) or isinstance(hidden, bool) or hidden < 1:
+        raise ConfigError(f"model.hidden = {value!r}: {what}; give its size, a whole number >= 1.")
+    return int(hidden)
+
+
+def one(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One member's parameters as a population of one (a leading dimension of 1)."""
+    return {k: torch.as_tensor(v).unsqueeze(0) for k, v in params.items()}
 
 
 FAMILIES: dict[str, Family] = {}

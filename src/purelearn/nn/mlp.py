@@ -21,7 +21,7 @@ from ..errors import ConfigError, unknown
 from .activations import activation as activation_fn
 from .activations import canonical
 from .backprop import columns, gradients, sgd_step
-from .family import Family, register
+from .family import Family, one, register
 from .init import SCHEMES, init_bound
 from .losses import example_errors, example_losses, output_delta, output_for
 from .penalties import sparsity_penalty
@@ -155,7 +155,7 @@ def member_params(params: dict[str, torch.Tensor], p: int, spec: MLP, n_in: int,
 
 def predict_scores(params: dict[str, torch.Tensor], X, activation: str) -> torch.Tensor:
     """One member's output pre-activations [n, k] for inputs X [n, d]."""
-    stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+    stacked = one(params)
     with torch.no_grad():
         return forward(stacked, torch.as_tensor(X, dtype=torch.float32), activation)[0]
 
@@ -260,7 +260,7 @@ class MLPFamily(Family):
         return example_losses(spec.output, self.predict(spec, params, X).unsqueeze(0), y)[0]
 
     def encode(self, spec, params, X):
-        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        stacked = one(params)
         top = {k: v for k, v in stacked.items() if int(k[1:]) < len(spec.hidden)}
         if not top:
             return torch.as_tensor(X, dtype=torch.float32)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, unknown
-from .family import Family, Members, register
+from .family import Members, OneHiddenLayer, hidden_size, one, register
 from .mlp import stack_members, unit_masks
 
 VISIBLE = ("binary", "gaussian")
@@ -52,10 +52,7 @@ class RBM:
     init_scale: float = 0.01
 
     def checked(self, X_train: np.ndarray) -> "RBM":
-        hidden = self.hidden[0] if isinstance(self.hidden, (tuple, list)) and len(self.hidden) == 1 else self.hidden
-        if not isinstance(hidden, (int, np.integer)) or isinstance(hidden, bool) or hidden < 1:
-            raise ConfigError(f"model.hidden = {self.hidden!r}: an RBM has one hidden layer; give its size, "
-                              "a whole number >= 1.")
+        hidden = hidden_size(self.hidden, "an RBM has one hidden layer")
         if self.visible not in VISIBLE:
             raise unknown("visible units (model.visible)", self.visible, VISIBLE)
         if self.visible == "binary" and not bool(((X_train >= 0) & (X_train <= 1)).all()):
@@ -149,7 +146,7 @@ def pseudo_likelihood(params, v: torch.Tensor, bits: torch.Tensor) -> torch.Tens
 
 
 @register
-class RBMFamily(Family):
+class RBMFamily(OneHiddenLayer):
     """RBMs trained by CD-k or persistent CD on their own input."""
 
     name = "rbm"
@@ -161,9 +158,6 @@ class RBMFamily(Family):
 
     def n_layers(self, spec) -> int:
         return 1
-
-    def widths(self, spec) -> tuple[int, ...]:
-        return (spec.hidden,)
 
     def group_key(self, spec) -> tuple:
         return (spec.visible, spec.k, spec.persistent, spec.criterion)
@@ -195,16 +189,8 @@ class RBMFamily(Family):
                   "chains": None}             # persistent CD: each member's chains, [P, B, d]
         return stack_members(drawn, dev), extras
 
-    def unstack(self, params, p, spec, data) -> dict[str, torch.Tensor]:
-        H = spec.hidden
-        out = {"W0": params["W0"][p, :H], "b0": params["b0"][p, :, :H], "b1": params["b1"][p]}
-        return {k: v.detach().cpu().clone() for k, v in out.items()}
-
     def layer(self, spec, name: str) -> int:
         return 0
-
-    def is_weight(self, name: str) -> bool:
-        return name.startswith("W")
 
     def signal(self, spec, hp, params, extras, X, y):
         mask, gens = extras["mask"], extras["gibbs"]
@@ -219,17 +205,15 @@ class RBMFamily(Family):
 
     def predict(self, spec, params, X):
         """The mean-field reconstruction E[v | p(h|x)]."""
-        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
+        stacked = one(params)
         x = torch.as_tensor(X, dtype=torch.float32).unsqueeze(0)
         return visible_means(stacked, hidden_probabilities(stacked, x), spec.visible)[0]
 
     def loss(self, spec, params, X, y):
-        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
-        return reconstruction_errors(stacked, torch.as_tensor(X, dtype=torch.float32).unsqueeze(0), spec.visible)[0]
+        return reconstruction_errors(one(params), torch.as_tensor(X, dtype=torch.float32).unsqueeze(0), spec.visible)[0]
 
     def encode(self, spec, params, X):
-        stacked = {k: v.unsqueeze(0) for k, v in params.items()}
-        return hidden_probabilities(stacked, torch.as_tensor(X, dtype=torch.float32).unsqueeze(0))[0]
+        return hidden_probabilities(one(params), torch.as_tensor(X, dtype=torch.float32).unsqueeze(0))[0]
 
     def evaluate(self, spec, params, extras, X, y):
         """The reconstruction error per validation example and, for binary units, the
