@@ -137,11 +137,6 @@ class AutoEncoderFamily(OneHiddenLayer):
 
     name = "autoencoder"
     spec = AutoEncoder
-    supervised = False
-
-    def check(self, spec: AutoEncoder, splits) -> AutoEncoder:
-        return spec.checked(splits.X_train)
-
     def n_layers(self, spec) -> int:
         return 1 if spec.tied else 2
 

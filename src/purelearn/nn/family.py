@@ -119,9 +119,15 @@ class Family(abc.ABC):
 
 
 class OneHiddenLayer(Family):
-    """A family of one hidden layer of H units over the inputs (auto-encoders, RBMs):
-    ``W0`` [P, H, d], ``b0`` [P, 1, H], ``b1`` [P, 1, d] (the input side's biases), and a
-    decoder's own ``W1`` [P, d, H] where it has one."""
+    """A family of one hidden layer of H units that learns its own inputs (auto-encoders,
+    RBMs): ``W0`` [P, H, d], ``b0`` [P, 1, H], ``b1`` [P, 1, d] (the input side's biases), and a
+    decoder's own ``W1`` [P, d, H] where it has one. Its spec checks itself against the
+    training inputs (``spec.checked(X_train)``)."""
+
+    supervised = False
+
+    def check(self, spec, splits):
+        return spec.checked(splits.X_train)
 
     def widths(self, spec) -> tuple[int, ...]:
         return (spec.hidden,)

@@ -151,11 +151,6 @@ class RBMFamily(OneHiddenLayer):
 
     name = "rbm"
     spec = RBM
-    supervised = False
-
-    def check(self, spec: RBM, splits) -> RBM:
-        return spec.checked(splits.X_train)
-
     def n_layers(self, spec) -> int:
         return 1
 
