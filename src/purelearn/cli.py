@@ -110,6 +110,8 @@ def train_command(args) -> int:
     overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
     config = load_config(args.config, overrides)
     splits = config.data.splits()
+    if config.pretrain.levels:
+        return train_stack_command(args, config, splits)
     member, device = check_member(config.member(), splits), resolve_device(config.device)
     search = None
     if args.find_lr:
@@ -137,6 +139,35 @@ def train_command(args) -> int:
         print(f"best validation error {result.best_valid_error:.4f} ({beside} {result.best_valid_loss:.4f}) "
               f"after {result.examples_seen_at_best:,} examples; stopped by {result.stopped_because} "
               f"after {result.examples_seen:,} examples in {result.seconds:.1f} s")
+    return 0
+
+
+def train_stack_command(args, config, splits) -> int:
+    """Pre-train the levels, then fine-tune: a line as each level starts and ends (§1.1)."""
+    from .train import check_member, resolve_device
+    from .train.stack import train_stack
+
+    if args.find_lr:
+        raise ConfigError("--find-lr searches one network's rate; with pre-training set each level's lr "
+                          "(pretrain.lr, level<N>.lr) and the fine-tuning's train.lr, or search them with tune.")
+    levels = [check_member(m, splits) for m in config.levels()]     # every level refused before any trains
+    device = resolve_device(config.device)
+    show = Progress(sys.stderr)
+    result = train_stack(splits, levels, config.member(), device=device, probe_it=config.pretrain.probe,
+                         progress=show, announce=show.note)
+    show.close()
+    summary = result.summary() | {"config": config.to_dict()}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    for level in result.levels:
+        probe = "" if level.probe_error is None else f", probe error {level.probe_error:.4f}"
+        print(f"level {level.number}: {level.result.member.model.family} of {level.result.member.model.hidden} "
+              f"units, validation criterion {level.result.best_valid_error:.4f}{probe} ({level.seconds:.1f} s)")
+    r = result.finetune
+    print(f"fine-tuned: best validation error {r.best_valid_error:.4f} (loss {r.best_valid_loss:.4f}) after "
+          f"{r.examples_seen_at_best:,} examples; stopped by {r.stopped_because} after {r.examples_seen:,} "
+          f"examples in {r.seconds:.1f} s")
     return 0
 
 
@@ -174,8 +205,13 @@ class StatusLine:
 
     def show(self, line: str, notes=()) -> None:
         for note in notes:                       # lines that stay, above the status line
-            self.stream.write(("\r\x1b[K" if self.tty else "") + f"{note}\n")
+            self.note(note)
         self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
+        self.stream.flush()
+
+    def note(self, line: str) -> None:
+        """A line that stays (over the status line, on a terminal)."""
+        self.stream.write(("\r\x1b[K" if self.tty else "") + f"{line}\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ A key is written in the chapter's words (``train.lr``, ``train.patience``, ``mod
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from .data import load, prepare
 from .data.splits import Splits
 from .errors import ConfigError, closest, unknown
-from .nn import FAMILIES, MLP, AutoEncoder
+from .nn import FAMILIES, MLP, AutoEncoder, family_of
 from .train import Member, Training
 
 
@@ -26,6 +27,9 @@ class DataSpec:
     target: the target column of a .csv. labels: the label file of IDX images. task: auto,
     classification, multilabel or regression. preprocess: steps fitted on train, e.g.
     ["standardize", "pca(0.95)"]. valid, test: fractions held out. seed: the split's seed.
+    labeled: the training examples whose labels are used, a fraction in (0, 1) or a count (0:
+    all); the rest are unlabeled inputs that pre-training (and any family that learns its own
+    inputs) uses too.
     """
 
     name: str = "digits"
@@ -36,13 +40,69 @@ class DataSpec:
     valid: float = 0.2
     test: float = 0.2
     seed: int = 0
+    labeled: float = 0.0
 
     def splits(self) -> Splits:
         data = load(self.name, target=self.target or None, labels=self.labels or None, task=self.task)
-        return prepare(data, valid=self.valid, test=self.test, seed=self.seed, preprocess=self.preprocess)
+        return prepare(data, valid=self.valid, test=self.test, seed=self.seed, preprocess=self.preprocess,
+                       labeled=self.labeled)
 
 
-SECTIONS = {"data": DataSpec, "model": MLP, "train": Training}
+@dataclass(frozen=True)
+class Pretraining:
+    """Greedy layer-wise pre-training (§1.1): ``levels`` auto-encoders or RBMs, each trained on
+    the representation of the levels below it; the fine-tuned network (``[model]``, ``[train]``)
+    starts from their encoders, with a new output layer.
+
+    levels: how many (0: none, the network starts from random weights). probe: score each
+    level's representation with a logistic regression (trained on the labeled training split,
+    scored on validation). shared: ``[pretrain]``'s other keys, every level's settings
+    (``family``, the family's model keys and ``[train]``'s keys), unless ``[level<N>]`` (``own``,
+    level N counted from 1) sets them for level N. A level trains with the fine-tuning's seed
+    unless it sets its own.
+    """
+
+    levels: int = 0
+    probe: bool = True
+    shared: dict = field(default_factory=dict)
+    own: dict = field(default_factory=dict)            # level number -> its own keys
+
+    def values(self, level: int) -> dict:
+        return self.shared | self.own.get(level, {})
+
+    def members(self, seed: int) -> list[Member]:
+        """Each level's model and training, checked key by key (ranges wait for the data)."""
+        return [_level(self, n, seed) for n in range(1, self.levels + 1)]
+
+    def table(self) -> dict:
+        """``{"pretrain": {...}, "level2": {...}}`` as written in a config file."""
+        out = {"pretrain": {"levels": self.levels, "probe": self.probe, **self.shared}} if self != Pretraining() else {}
+        return out | {f"level{n}": dict(v) for n, v in sorted(self.own.items())}
+
+
+def _level(pre: Pretraining, n: int, seed: int) -> Member:
+    values = pre.values(n)
+    family = values.get("family", "autoencoder")
+    if family not in FAMILIES or FAMILIES[family].supervised:
+        levels = [name for name, f in FAMILIES.items() if not f.supervised]
+        raise unknown(f"family of pre-training level {n} (level{n}.family)", family, levels)
+    spec = FAMILIES[family].spec
+    model = {f.name: f.default for f in fields(spec)}
+    train = {f.name: f.default for f in fields(Training)}
+    chosen = {"model": {}, "train": {"seed": seed}}
+    for key, value in values.items():
+        if key == "family":
+            continue
+        section = "model" if key in model else "train" if key in train else None
+        if section is None:
+            raise unknown(f"key of pre-training level {n} (of the {family} family)", key, [*model, *train])
+        chosen[section][key] = _coerce(f"{section}.{key}", value, (model if section == "model" else train)[key],
+                                       shown=f"level{n}.{key}")
+    return Member(spec(**chosen["model"]), Training(**chosen["train"]))
+
+
+LEVEL = re.compile(r"^level([1-9][0-9]*)$")
+SECTIONS = {"data": DataSpec, "model": MLP, "train": Training, "pretrain": Pretraining}
 # [model] family = ...: the model spec each family reads its keys into (MLP by default)
 MODELS = {name: family.spec for name, family in FAMILIES.items()}
 TOP_LEVEL = {"device": "cpu"}
@@ -55,21 +115,38 @@ class Config:
     data: DataSpec = field(default_factory=DataSpec)
     model: MLP | AutoEncoder = field(default_factory=MLP)
     train: Training = field(default_factory=Training)
+    pretrain: Pretraining = field(default_factory=Pretraining)
     device: str = "cpu"
 
     def member(self) -> Member:
-        return Member(self.model, self.train)
+        """The member trained: with pre-training, the network fine-tuned on top of the levels,
+        whose hidden layers are the levels' codes (their widths and their encoders' activation)."""
+        if not self.pretrain.levels:
+            return Member(self.model, self.train)
+        levels = self.levels()
+        activations = {family_of(m.model).encoder_activation(m.model) for m in levels}
+        if len(activations) > 1:
+            raise ConfigError(f"the pre-training levels encode with different activations ({', '.join(sorted(activations))}); "
+                              "the fine-tuned network has one: give every level the same activation.")
+        widths = tuple(m.model.hidden for m in levels)
+        return Member(replace(self.model, hidden=widths, activation=activations.pop()), self.train)
+
+    def levels(self) -> list[Member]:
+        """The pre-training levels, level 1 (on the inputs) first."""
+        return self.pretrain.members(self.train.seed)
 
     def to_dict(self) -> dict:
-        d = {s: asdict(getattr(self, s)) for s in SECTIONS} | {"device": self.device}
+        # with pre-training, [model] shows the network fine-tuned: the levels' widths and activation
+        model = self.member().model if self.pretrain.levels else self.model
+        d = {"data": asdict(self.data), "model": asdict(model), "train": asdict(self.train)}
         if self.model.family != "mlp":          # an MLP's config reads as it did before families
             d["model"] = {"family": self.model.family, **d["model"]}
-        return _jsonable(d)
+        return _jsonable(d | self.pretrain.table() | {"device": self.device})
 
     def with_values(self, values: dict[str, object]) -> "Config":
         """A copy with dotted keys set (``{"train.lr": 0.1}``), each checked and coerced."""
-        sections = {s: {} for s in SECTIONS}
-        top = {}
+        sections = {s: {} for s in SECTIONS if s != "pretrain"}
+        top, pretrain = {}, {"shared": dict(self.pretrain.shared), "own": {n: dict(v) for n, v in self.pretrain.own.items()}}
         model = self.model
         if "model.family" in values:
             family = values["model.family"]
@@ -81,6 +158,9 @@ class Config:
             if key == "model.family":
                 continue
             section, _, name = key.partition(".")
+            if name and (section == "pretrain" or LEVEL.match(section)):
+                _pretraining_key(pretrain, section, name, value)
+                continue
             if not name:
                 if key in SECTIONS:
                     raise ConfigError(f"{key} = {value!r}: {key} is a section, written as a table "
@@ -99,11 +179,60 @@ class Config:
             sections[section][name] = _coerce(key, value, allowed[name])
         current = {"data": self.data, "model": model, "train": self.train}
         changed = {s: replace(current[s], **v) for s, v in sections.items() if v}
-        return replace(self, **{"model": model, **changed}, **top)
+        config = replace(self, **{"model": model, **changed}, **top,
+                         pretrain=_pretraining(self.pretrain, pretrain))
+        if config.pretrain.levels:
+            config._check_pretraining(values)
+        return config
+
+    def _check_pretraining(self, values: dict) -> None:
+        if self.model.family != "mlp":
+            raise ConfigError(f"pretrain.levels = {self.pretrain.levels}: pre-training initializes an MLP, but "
+                              f"[model] is a {self.model.family}; set model.family = \"mlp\" (the network fine-tuned).")
+        member = self.member()                       # the levels' keys, checked
+        for key, got in (("model.hidden", member.model.hidden), ("model.activation", member.model.activation)):
+            given = values.get(key)
+            if given is not None and _as_given(given) != _as_given(got):
+                raise ConfigError(f"{key} = {given!r}, but with pre-training the fine-tuned network's hidden "
+                                  f"layers are the levels' codes ({key.split('.')[1]} {_as_given(got)!r}); "
+                                  f"leave {key} out, or set it on the levels.")
 
 
-def _coerce(key: str, value, default):
-    """Check a value against the type of the key's default, converting where it is safe."""
+def _as_given(v):
+    return list(v) if isinstance(v, (list, tuple)) else [v] if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _pretraining_key(pretrain: dict, section: str, name: str, value) -> None:
+    """Set a ``pretrain.KEY`` or ``level<N>.KEY`` value (checked when the levels are built)."""
+    if section == "pretrain":
+        if name in ("levels", "probe"):
+            pretrain[name] = value
+        else:
+            pretrain["shared"][name] = value
+    else:
+        pretrain["own"].setdefault(int(LEVEL.match(section).group(1)), {})[name] = value
+
+
+def _pretraining(old: Pretraining, new: dict) -> Pretraining:
+    levels = _coerce("pretrain.levels", new.get("levels", old.levels), 0)
+    probe = _coerce("pretrain.probe", new.get("probe", old.probe), True)
+    if levels < 0:
+        raise ConfigError(f"pretrain.levels = {levels} must be >= 0 (0: no pre-training).")
+    beyond = sorted(n for n in new["own"] if n > levels)
+    if beyond and levels:             # levels = 0 turns pre-training off, its tables stay unused
+        raise ConfigError(f"[level{beyond[0]}] is set but pretrain.levels = {levels}; raise pretrain.levels to "
+                          f"{beyond[-1]} or remove the level's keys.")
+    return Pretraining(levels, probe, new["shared"], new["own"])
+
+
+def _coerce(key: str, value, default, shown: str | None = None):
+    """Check a value against the type of the key's default, converting where it is safe
+    (``shown``: the key as the user wrote it, when it differs)."""
+    if shown is not None:
+        try:
+            return _coerce(key, value, default)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace(key, shown, 1)) from None
     if key in NUMBER_OR_LIST:
         if isinstance(value, list):
             value = tuple(value)
@@ -144,7 +273,7 @@ def flatten(table: dict) -> dict[str, object]:
     out = {}
     for key, value in table.items():
         if isinstance(value, dict):
-            if key not in SECTIONS:
+            if key not in SECTIONS and not LEVEL.match(key):
                 raise unknown("config section", key, SECTIONS)
             out.update({f"{key}.{k}": v for k, v in value.items()})
         else:

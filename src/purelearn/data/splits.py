@@ -17,7 +17,9 @@ class Splits:
     loaded (raw inputs, the original labels), and comes only through :meth:`read_test`, once: a
     trained model's ``predict`` applies the fitted preprocessing (``steps``) itself.
     ``classes``: the label of each class index (None: the labels are the indices).
-    ``input_features``: the raw inputs' width, before preprocessing."""
+    ``input_features``: the raw inputs' width, before preprocessing. ``X_unlabeled``: training
+    inputs whose labels are not used (``data.labeled``): the families that learn their own
+    inputs train on them too (:meth:`inputs`), the supervised ones never see them."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -31,6 +33,13 @@ class Splits:
     steps: list = field(default_factory=list, repr=False)
     classes: tuple | None = None
     input_features: int | None = None
+    X_unlabeled: np.ndarray | None = field(default=None, repr=False)
+
+    def inputs(self) -> np.ndarray:
+        """Every training input, labeled first, then the unlabeled ones (§1.1's pre-training data)."""
+        if self.X_unlabeled is None or not len(self.X_unlabeled):
+            return self.X_train
+        return np.concatenate([self.X_train, self.X_unlabeled])
 
     def read_test(self, force: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The test split as loaded (raw inputs, original labels), to be read once, after
@@ -69,9 +78,33 @@ def split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int,
     return tuple(rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)
 
 
+def labeled_part(y: np.ndarray, labeled: float, seed: int, stratify: bool) -> np.ndarray:
+    """A sorted mask of the training examples whose labels are used: ``labeled`` is a fraction
+    in (0, 1) or a count >= 1 (0: all), drawn per class when ``stratify``."""
+    n = len(y)
+    if labeled == 0:
+        return np.ones(n, bool)
+    count = int(round(labeled * n)) if labeled < 1 else int(labeled)
+    if labeled < 0 or (labeled >= 1 and labeled != int(labeled)) or not 1 <= count <= n:
+        raise ConfigError(f"data.labeled = {labeled!r}: give a fraction in (0, 1), or a whole number of labeled "
+                          f"training examples from 1 to {n} (0: every training example is labeled).")
+    rng = np.random.default_rng([seed, 1])
+    order = rng.permutation(n)
+    if stratify:   # the same share of each class: interleave the classes' shuffled examples
+        rank = np.empty(n)
+        for c in np.unique(y):
+            members = order[y[order] == c]
+            rank[members] = (np.arange(len(members)) + rng.random()) / len(members)
+        order = order[np.argsort(rank[order], kind="stable")]
+    mask = np.zeros(n, bool)
+    mask[order[:count]] = True
+    return mask
+
+
 def prepare(data: Dataset, *, valid: float = 0.2, test: float = 0.2, seed: int = 0,
-            preprocess=()) -> Splits:
-    """Split ``data`` (stratified for classification, seeded) and fit ``preprocess`` on train."""
+            preprocess=(), labeled: float = 0) -> Splits:
+    """Split ``data`` (stratified for classification, seeded) and fit ``preprocess`` on train
+    (every training input, labeled or not). ``labeled``: see :func:`labeled_part`."""
     for key, f in (("data.valid", valid), ("data.test", test)):
         if not 0 <= f < 1:
             raise ConfigError(f"{key} = {f} must be a fraction in [0, 1).")
@@ -85,5 +118,7 @@ def prepare(data: Dataset, *, valid: float = 0.2, test: float = 0.2, seed: int =
     steps = fit_steps(preprocess, data.X[tr])
     X = {s: apply_steps(steps, data.X[i], s) for s, i in (("train", tr), ("valid", va))}
     test_part = (data.X[te], data.labels(data.y[te])) if len(te) else None
-    return Splits(X["train"], data.y[tr], X["valid"], data.y[va], data.task, data.n_outputs,
-                  data.name, test_part, steps=steps, classes=data.classes, input_features=data.X.shape[1])
+    keep = labeled_part(data.y[tr], labeled, seed, stratify=data.task == "classification")
+    return Splits(X["train"][keep], data.y[tr][keep], X["valid"], data.y[va], data.task, data.n_outputs,
+                  data.name, test_part, steps=steps, classes=data.classes, input_features=data.X.shape[1],
+                  X_unlabeled=X["train"][~keep] if not keep.all() else None)

@@ -70,11 +70,12 @@ def _splits(config: Config):
 
 
 def _data(key: tuple, splits):
-    """The splits on the training device for a (data spec, device, inputs left out) key (§5.1)."""
+    """The splits on the training device for a (data spec, device, inputs left out, unlabeled
+    inputs too) key (§5.1)."""
     from ..train import resolve_device
     from ..train.population import Data
 
-    return _once(_DATA, key, lambda: Data(splits, resolve_device(key[1]), key[2]))
+    return _once(_DATA, key, lambda: Data(splits, resolve_device(key[1]), key[2], key[3]))
 
 
 def _outcome(result) -> Outcome:
@@ -105,14 +106,15 @@ class ConfigObjective:
         """(index, member, splits, data key, error) for each job [(number, params, seed)]: the
         error message, with the rest None, where the job's settings are refused."""
         from ..train import check_member
-        from ..train.fit import leaves_out_inputs
+        from ..train.fit import learns_inputs, leaves_out_inputs
 
         for i, (number, params, seed) in enumerate(jobs):
             try:
                 cfg = apply_params(self.config, params, seed)
                 splits = _splits(cfg)
                 member = check_member(cfg.member(), splits)
-                yield i, member, splits, (data_key(cfg), cfg.device, leaves_out_inputs([member])), None
+                yield i, member, splits, (data_key(cfg), cfg.device, leaves_out_inputs([member]),
+                                          learns_inputs([member])), None
             except PurelearnError as e:
                 yield i, None, None, None, f"{type(e).__name__}: {e}"
 
@@ -132,7 +134,7 @@ class ConfigObjective:
             shape = (splits.n_features, splits.n_outputs)
             cost = family_of(member.model).n_params(member.model, *shape) * member.train.max_epochs * len(splits.X_train)
             by_data.setdefault(key, []).append((i, member, cost, (splits.n_features, splits.n_outputs)))
-        for (_, device, _), group in by_data.items():
+        for (_, device, *_), group in by_data.items():
             shape = group[0][3]
             for part in populations([m for _, m, _, _ in group], size, width_ratio(resolve_device(device)),
                                     self.memory_limit, lambda m: footprint(m, *shape)):

@@ -122,18 +122,22 @@ class OneHiddenLayer(Family):
     """A family of one hidden layer of H units that learns its own inputs (auto-encoders,
     RBMs): ``W0`` [P, H, d], ``b0`` [P, 1, H], ``b1`` [P, 1, d] (the input side's biases), and a
     decoder's own ``W1`` [P, d, H] where it has one. Its spec checks itself against the
-    training inputs (``spec.checked(X_train)``)."""
+    training inputs, labeled or not (``spec.checked(X)``)."""
 
     supervised = False
 
     def check(self, spec, splits):
-        return spec.checked(splits.X_train)
+        return spec.checked(splits.inputs())
 
     def widths(self, spec) -> tuple[int, ...]:
         return (spec.hidden,)
 
     def is_weight(self, name: str) -> bool:
         return name.startswith("W")
+
+    def encoder_activation(self, spec) -> str:
+        """The non-linearity of ``encode``: what a network initialized from it must use."""
+        return spec.activation
 
     def unstack(self, params, p, spec, data) -> dict[str, torch.Tensor]:
         H = spec.hidden

@@ -207,6 +207,9 @@ class RBMFamily(OneHiddenLayer):
     def loss(self, spec, params, X, y):
         return reconstruction_errors(one(params), torch.as_tensor(X, dtype=torch.float32).unsqueeze(0), spec.visible)[0]
 
+    def encoder_activation(self, spec) -> str:
+        return "sigmoid"                       # P(h = 1 | v)
+
     def encode(self, spec, params, X):
         return hidden_probabilities(one(params), torch.as_tensor(X, dtype=torch.float32).unsqueeze(0))[0]
 

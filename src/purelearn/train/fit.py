@@ -42,7 +42,8 @@ def check_member(member: Member, splits) -> Member:
     """Validate a member against the data it will train on."""
     family = family_of(member.model)
     model = family.check(member.model, splits)
-    train = member.train.checked(len(splits.X_train), family.n_layers(model))
+    n_train = len(splits.X_train if family.supervised else splits.inputs())
+    train = member.train.checked(n_train, family.n_layers(model))
     if train.sparsity == "kl" and model.activation != "sigmoid":
         raise ConfigError("train.sparsity = 'kl' needs activations in (0, 1): set model.activation = 'sigmoid' "
                           "or pick another penalty (l1, student_t, squared).")
@@ -62,6 +63,11 @@ def structure(member: Member) -> tuple:
 def leaves_out_inputs(members: list[Member]) -> bool:
     """Whether these members may train without the inputs zero in every training example."""
     return all(family_of(m.model).leaves_out_constant_inputs for m in members)
+
+
+def learns_inputs(members: list[Member]) -> bool:
+    """Whether these members learn their own inputs, and so train on the unlabeled ones too."""
+    return not any(family_of(m.model).supervised for m in members)
 
 
 def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
@@ -98,7 +104,7 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
     shape = (splits.n_features, splits.n_outputs)
     for m in checked:
         check_fits(m, *shape, memory_limit)
-    data = data or Data(splits, resolve_device(device), leaves_out_inputs(checked))
+    data = data or Data(splits, resolve_device(device), leaves_out_inputs(checked), learns_inputs(checked))
     cost = None if memory_limit is None else (lambda m: footprint(m, *shape))
     for part in populations(checked, max_population or len(checked), width_ratio(data.device), memory_limit, cost):
         group = [checked[i] for i in part]

@@ -121,11 +121,12 @@ def _judge(splits, rate: float, first: float, result: Result) -> RateRun:
 
 def _criterion(splits, member: Member, params: dict[str, torch.Tensor]) -> float:
     """The mean training loss of a member's parameters over the whole training set."""
-    model, n, family = member.model, len(splits.X_train), family_of(member.model)
+    model, family = member.model, family_of(member.model)
+    inputs = splits.X_train if family.supervised else splits.inputs()     # as the member trains
     y = torch.as_tensor(splits.y_train, dtype=torch.int64 if splits.task == "classification" else torch.float32)
-    total = 0.0
+    total, n = 0.0, len(inputs)
     for s in range(0, n, CHUNK):
-        X = torch.as_tensor(splits.X_train[s:s + CHUNK])
+        X = torch.as_tensor(inputs[s:s + CHUNK])
         total += family.loss(model, params, X, y[s:s + CHUNK]).double().sum().item()
     return total / n
 

@@ -37,17 +37,19 @@ class Data:
     keep their initial values (or only decay) in every way of training. Below LEAVE_OUT of the
     inputs it doesn't pay: the first layer's products then run on a strided view of the weights
     (digits, 6% of inputs always zero: 8% slower; MNIST, 16%: 5% faster). ``leave_out=False``
-    keeps every input (a family that reconstructs its input must see them all)."""
+    keeps every input (a family that reconstructs its input must see them all).
+    ``unlabeled``: the training inputs include the unlabeled ones (for families that learn
+    their own inputs; ``y_train`` then covers only the labeled)."""
 
     LEAVE_OUT = 0.1
 
-    def __init__(self, splits, device: torch.device, leave_out: bool = True):
+    def __init__(self, splits, device: torch.device, leave_out: bool = True, unlabeled: bool = False):
         ydtype = torch.int64 if splits.task == "classification" else torch.float32
-        active = (splits.X_train != 0).any(0)
+        X_train, X_valid = splits.inputs() if unlabeled else splits.X_train, splits.X_valid
+        active = (X_train != 0).any(0)
         worth = leave_out and (~active).mean() >= self.LEAVE_OUT   # not 1 - mean: 1 - 0.9 < 0.1 in floats
         self.columns = np.argsort(~active, kind="stable") if worth else None
         self.n_active = int(active.sum()) if worth else len(active)
-        X_train, X_valid = splits.X_train, splits.X_valid
         if self.columns is not None:
             X_train, X_valid = X_train[:, self.columns[:self.n_active]], X_valid[:, self.columns]
         self.X_train = torch.as_tensor(np.ascontiguousarray(X_train), device=device)
