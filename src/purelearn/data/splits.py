@@ -90,14 +90,16 @@ def labeled_part(y: np.ndarray, labeled: float, seed: int, stratify: bool) -> np
                           f"training examples from 1 to {n} (0: every training example is labeled).")
     rng = np.random.default_rng([seed, 1])
     order = rng.permutation(n)
-    if stratify:   # the same share of each class: interleave the classes' shuffled examples
-        rank = np.empty(n)
-        for c in np.unique(y):
-            members = order[y[order] == c]
-            rank[members] = (np.arange(len(members)) + rng.random()) / len(members)
-        order = order[np.argsort(rank[order], kind="stable")]
+    if not stratify:
+        chosen = order[:count]
+    else:   # each class its share of the count, rounded so the shares add up (largest remainders)
+        classes, sizes = np.unique(y, return_counts=True)
+        quota = count * sizes / n
+        shares = np.floor(quota).astype(int)
+        shares[np.argsort(shares - quota, kind="stable")[:count - shares.sum()]] += 1
+        chosen = np.concatenate([order[y[order] == c][:k] for c, k in zip(classes, shares)])
     mask = np.zeros(n, bool)
-    mask[order[:count]] = True
+    mask[chosen] = True
     return mask
 
 

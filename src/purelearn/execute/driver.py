@@ -13,16 +13,18 @@ from dataclasses import dataclass, field, replace
 from ..config import flatten
 from ..errors import ConfigError, unknown
 from ..search import BorderRule, Expansion, Space, check_space, make_strategy
+from ..search.layerwise import concrete_space
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial, check_study_name
 from ..train import resolve_device
 from ..train.memory import default_memory_limit
-from .objective import ConfigObjective, as_objective
+from ..search.layerwise import PARENT
+from .objective import PARENT_MODEL, ConfigObjective, as_objective
 from .schedule import Schedule, batch_size, calibrate, choose
 from .study import Study
 from .workers import EXECUTORS
 
-FINISHED = ("complete", "failed", "diverged")
+FINISHED = ("complete", "failed", "diverged", "pretrained")
 DEATHS = 2               # a trial whose worker died this many times is failed, not re-run again
 
 
@@ -81,9 +83,18 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
         raise ConfigError("tune needs a search space: a purelearn.Space or a [search.space] table.")
     check_study_name(study)
     objective = as_objective(objective)
-    make_strategy(strategy, space, seed, **(options or {}))          # validate before touching the store
+    options = dict(options or {})
+    if strategy == "layerwise" and isinstance(objective, ConfigObjective):
+        options.setdefault("levels", objective.config.pretrain.levels)   # the stack's depth
+    plan = make_strategy(strategy, space, seed, **options)  # validate before touching the store
+    if strategy == "layerwise":   # Algorithm 1 plans its trials; every level's model is kept while it may be built on
+        if expand:
+            raise ConfigError("search.expand widens intervals as results arrive; the layer-wise search tries a "
+                              "fixed list of settings per level: set expand = false.")
+        trials, keep_models = plan.planned, 0
     if isinstance(objective, ConfigObjective):
-        check_space(space, objective.config)                         # every choice and end, before the store
+        checked = concrete_space(space, options["levels"]) if strategy == "layerwise" else space
+        check_space(checked, objective.config)                       # every choice and end, before the store
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
         record = _open_study(store, study, strategy, space, seed, expand, options, objective)
@@ -96,8 +107,20 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
                 resolve_device(objective.config.device).type, workers)
         planner = lambda: _plan(objective, space, seed, trials, workers, population, memory_limit)  # noqa: E731
         timed = configured and not on_gpu and population != 1          # only then does planning take seconds
+        if strategy == "layerwise":
+            planner, timed = lambda: _stage_plan(plan, workers, population), False  # noqa: E731
         return _Driver(store, record, objective, trials, workers, planner, timed, executor, progress,
                        keep_models).run()
+
+
+def _stage_plan(strategy, workers: int, population) -> Schedule:
+    """A layer-wise search's batches: the candidates of a level on one parent train on one code,
+    as one population (a stage's trials, at most ``population`` together when it is a number)."""
+    size = max(len(strategy._settings(s)) for s in range(1, strategy.levels + 2)) * strategy.keep
+    if population != "auto":
+        size = population
+    return Schedule(workers, size, f"each level's candidates on the same parent train as one population "
+                                   f"(up to {size} trials per batch) in each of {workers} process(es)")
 
 
 def _plan(objective, space, seed, trials, workers, population, memory_limit) -> Schedule:
@@ -188,9 +211,11 @@ class _Driver:
         stored = self.store.trials(self.record)
         self.queue = queue = self._replay(stored)
         self.next_number = max((t.number for t in stored), default=-1) + 1
-        self.counts = {s: sum(t.status == s for t in stored) for s in ("complete", "failed", "diverged")}
+        self.counts = {s: sum(t.status == s for t in stored) for s in FINISHED}
         self.ranks = sorted(t.rank for t in stored if t.ranked)      # of every ranked trial, best first
         self.deaths: dict[int, int] = {}          # trial number -> deaths of its worker in this run
+        self.parents: dict[int, bytes | None] = {}  # trained models that trials build on, by trial number
+        self.store.drop_models(self.record, self.strategy.released_models())   # as the replay decided
         if sum(self.counts.values()) >= self.total and not queue:
             return Study(self.store, self.record)
         kind = self.executor_kind or ("process" if self.workers > 1 else "inline")
@@ -238,7 +263,7 @@ class _Driver:
                 if not self.pending:
                     return
             group = self.pending.pop(0)
-            worker = pool.submit([(t.number, t.params, t.seed) for t in group])
+            worker = pool.submit([self._job(t) for t in group])
             for t in group:
                 t.worker, t.started = worker, time.time()
                 running[t.number] = t
@@ -255,8 +280,24 @@ class _Driver:
         # others of its population are not failed with it.
         alone = [[t] for t, _ in trials if p == 1 or t.number in self.deaths]
         trials = [t for t, _ in trials if p > 1 and t.number not in self.deaths]
-        parts = self.objective.groups([(t.number, t.params, t.seed) for t in trials], p) if trials else []
+        parts = self.objective.groups([self._job(t) for t in trials], p) if trials else []
         return [[trials[i] for i in part] for part in parts] + alone
+
+    def _job(self, trial: Trial) -> tuple[int, dict, int]:
+        """What a worker gets: (number, params, seed), with a config's trial that builds on a
+        parent trial (a layer-wise search) given the parent's trained model too, since a worker
+        never reads the store."""
+        parent = trial.params.get(PARENT)
+        if parent is None or not isinstance(self.objective, ConfigObjective):
+            return trial.number, trial.params, trial.seed
+        if parent not in self.parents:
+            if len(self.parents) >= 8:
+                self.parents.clear()
+            self.parents[parent] = self.store.model(self.record, parent)
+        if self.parents[parent] is None:
+            raise ConfigError(f"study {self.record.name!r}: trial {trial.number} builds on trial {parent}, whose "
+                              "trained levels the store no longer holds; start the study again under another name.")
+        return trial.number, {**trial.params, PARENT_MODEL: self.parents[parent]}, trial.seed
 
     def _next_trials(self, queue: list[Trial], n: int) -> list[tuple[Trial, bool]]:
         """Up to n (trial, is a re-run): interrupted trials first, then new ones from the
@@ -285,13 +326,18 @@ class _Driver:
                 return
         trial.status, trial.value, trial.curve = outcome.status, outcome.value, outcome.curve
         trial.error, trial.ended = outcome.error, time.time()
-        kept = False
+        if trial.status in ("complete", "diverged") and not self.strategy.final(trial.params):
+            if trial.status == "diverged":
+                trial.error = "diverged: scored at its best point before"
+            trial.status = "pretrained"        # a level to build on, not a candidate for the best
+        kept = trial.status == "pretrained"
         if trial.ranked:
             bisect.insort(self.ranks, trial.rank)
             kept = not self.keep or self.ranks.index(trial.rank) < self.keep   # among the K best: its model stays
         self.store.finish_trial(self.record, trial, outcome.model if kept else None, keep=self.keep)
         self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
         self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None)
+        self.store.drop_models(self.record, self.strategy.released_models())
         events = []
         for e in self.border.after_tell():
             self.record.settings["expansions"].append(e.__dict__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
@@ -83,13 +84,71 @@ def _outcome(result) -> Outcome:
     return Outcome("diverged" if result.diverged else "complete", value, result.curve, model=result.model.to_bytes())
 
 
+PARENT_MODEL = "parent model"   # in a job's parameters: the trained levels its trial builds on (never stored)
+
+
+@dataclass
+class _Job:
+    """A job as the objective trains it. member: what trains (None: refused, see error);
+    splits: what it trains on (a level: the code of the levels below); key: jobs with equal
+    keys train on the same data and may share a population; below: a level's trained levels
+    under it; stack: the config of a trial that pre-trains and fine-tunes a whole stack."""
+
+    member: object = None
+    splits: object = None
+    key: tuple | None = None
+    error: str | None = None
+    below: tuple = ()
+    stack: Config | None = None
+
+
+def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
+    """What one trial trains, checked; a refused one carries its error."""
+    from ..search.layerwise import FINETUNE, LEVEL, PARENT
+    from ..train import check_member
+    from ..train.fit import inputs_of
+    from ..train.stack import Stack, finetuned
+
+    knobs = {k: v for k, v in params.items() if k not in (LEVEL, PARENT, PARENT_MODEL)}
+    level, parent = params.get(LEVEL), params.get(PARENT_MODEL)
+    try:
+        cfg = apply_params(config, knobs, seed)
+        splits = _splits(cfg)
+        if level is None and cfg.pretrain.levels:          # the whole stack in one trial
+            for m in cfg.levels():
+                check_member(m, splits)
+            return _Job(check_member(cfg.member(), splits), splits, (f"stack {number}", cfg.device), stack=cfg)
+        if level is None:
+            member = check_member(cfg.member(), splits)
+            return _Job(member, splits, (data_key(cfg), cfg.device, *inputs_of([member])))
+        below = Stack.from_bytes(parent, "the parent trial's levels").levels if parent is not None else []
+        if level == FINETUNE:
+            member = finetuned(Stack(below), cfg.member(), splits)
+            return _Job(member, splits, (data_key(cfg), cfg.device, *inputs_of([member])))
+        digest = hashlib.sha1(parent).hexdigest() if parent is not None else None
+        code = _once(_SPLITS, (data_key(cfg), digest), lambda: _encoded(splits, below))
+        member = check_member(cfg.levels()[level - 1], code)
+        return _Job(member, code, (f"{data_key(cfg)}|{digest}", cfg.device, *inputs_of([member])), below=tuple(below))
+    except PurelearnError as e:
+        return _Job(error=f"{type(e).__name__}: {e}")
+
+
+def _encoded(splits, below):
+    from ..train.stack import encoded
+
+    return encoded(splits, list(below))
+
+
 @dataclass
 class ConfigObjective:
     """Train the config with a trial's knobs applied; the value is the best validation error.
 
     A batch of trials trains as populations: trials that share data, structure and similar
     widths are members of one population (the driver sizes the batches), within
-    ``memory_limit`` bytes each; a trial too large for it fails, saying so."""
+    ``memory_limit`` bytes each; a trial too large for it fails, saying so. A level of a
+    layer-wise search trains on the code of its parent's levels (computed once per parent),
+    with the other candidates on the same parent; its value is its probe's validation error
+    (or its own criterion with ``pretrain.probe = false``)."""
 
     config: Config
     memory_limit: int | None = None
@@ -102,21 +161,8 @@ class ConfigObjective:
         except PurelearnError:
             pass
 
-    def _members(self, jobs):
-        """(index, member, splits, data key, error) for each job [(number, params, seed)]: the
-        error message, with the rest None, where the job's settings are refused."""
-        from ..train import check_member
-        from ..train.fit import learns_inputs, leaves_out_inputs
-
-        for i, (number, params, seed) in enumerate(jobs):
-            try:
-                cfg = apply_params(self.config, params, seed)
-                splits = _splits(cfg)
-                member = check_member(cfg.member(), splits)
-                yield i, member, splits, (data_key(cfg), cfg.device, leaves_out_inputs([member]),
-                                          learns_inputs([member])), None
-            except PurelearnError as e:
-                yield i, None, None, None, f"{type(e).__name__}: {e}"
+    def _jobs(self, jobs) -> list[_Job]:
+        return [_job(self.config, params, seed, number) for number, params, seed in jobs]
 
     def groups(self, jobs, size: int) -> list[list[int]]:
         """Indices of the jobs [(number, params, seed)] that train together as one population
@@ -127,13 +173,14 @@ class ConfigObjective:
         from ..train.memory import footprint
 
         costs, by_data = [], {}
-        for i, member, splits, key, error in self._members(jobs):
-            if error:
+        for i, job in enumerate(self._jobs(jobs)):
+            if job.error:
                 costs.append(([i], 0.0))
                 continue
+            splits, member = job.splits, job.member
             shape = (splits.n_features, splits.n_outputs)
             cost = family_of(member.model).n_params(member.model, *shape) * member.train.max_epochs * len(splits.X_train)
-            by_data.setdefault(key, []).append((i, member, cost, (splits.n_features, splits.n_outputs)))
+            by_data.setdefault(job.key, []).append((i, member, cost, shape))
         for (_, device, *_), group in by_data.items():
             shape = group[0][3]
             for part in populations([m for _, m, _, _ in group], size, width_ratio(resolve_device(device)),
@@ -144,25 +191,47 @@ class ConfigObjective:
     def run_batch(self, jobs):
         """Yield (number, Outcome) for jobs [(number, params, seed)], each as soon as its trial
         stops; a trial whose settings are refused fails alone, at once."""
-        from ..train import fit_iter
-
         groups: dict[tuple, list] = {}
-        for i, member, splits, key, error in self._members(jobs):
-            if error:
-                yield jobs[i][0], Outcome("failed", error=error)
+        for (number, _, _), job in zip(jobs, self._jobs(jobs)):
+            if job.error:
+                yield number, Outcome("failed", error=job.error)
                 continue
-            groups.setdefault(key, []).append((jobs[i][0], member, splits))
-        for key, group in groups.items():
+            groups.setdefault(job.key, []).append((number, job))
+        for group in groups.values():
             done = set()
             try:
-                for j, result in fit_iter(group[0][2], [m for _, m, _ in group], data=_data(key, group[0][2]),
-                                          memory_limit=self.memory_limit):
+                for j, outcome in self._train(group):
                     done.add(j)
-                    yield group[j][0], _outcome(result)
+                    yield group[j][0], outcome
             except Exception as e:  # the population broke: its unfinished trials fail, the study goes on
-                for j, (number, _, _) in enumerate(group):
+                for j, (number, _) in enumerate(group):
                     if j not in done:
                         yield number, Outcome("failed", error=f"{type(e).__name__}: {e}")
+
+    def _train(self, group):
+        """(index in group, Outcome) as each trial of one data key stops."""
+        from ..train import fit_iter
+        from ..train.stack import Stack, encoded, probe, train_stack
+
+        first = group[0][1]
+        if first.stack is not None:
+            cfg = first.stack
+            result = train_stack(first.splits, cfg.levels(), cfg.member(), device=cfg.device,
+                                 probe_it=cfg.pretrain.probe)
+            yield 0, _outcome(result.finetune)
+            return
+        for j, result in fit_iter(first.splits, [job.member for _, job in group], data=_data(first.key, first.splits),
+                                  memory_limit=self.memory_limit):
+            job = group[j][1]
+            if family_of(job.member.model).supervised:
+                yield j, _outcome(result)
+                continue
+            stack = Stack(list(job.below)).add(result.member.model, result.params, job.splits)
+            top = stack.levels[-1]
+            score = probe(encoded(job.splits, [top])) if self.config.pretrain.probe else result.best_valid_error
+            value = score if score is not None and math.isfinite(score) else None
+            yield j, Outcome("diverged" if result.diverged else "complete", value, result.curve,
+                             model=stack.to_bytes())
 
 
 @dataclass

@@ -101,7 +101,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
     measurement keeps to ``memory_limit`` as training does: members too large for it are not
     timed, and the timed populations are split to fit it."""
     from ..train import Population, check_member, resolve_device
-    from ..train.fit import leaves_out_inputs, populations, width_ratio
+    from ..train.fit import inputs_of, populations, width_ratio
     from .objective import _data, _splits, apply_params, data_key
 
     draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size)]
@@ -119,7 +119,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
     members = [m for m in members if footprint(m, *shape) <= limit]
     if not timed or not members:
         return Calibration(math.nan, math.nan, size, largest, device.type)
-    data = _data((data_key(draws[0]), draws[0].device, leaves_out_inputs(members)), splits)
+    data = _data((data_key(draws[0]), draws[0].device, *inputs_of(members)), splits)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

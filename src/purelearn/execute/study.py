@@ -11,6 +11,7 @@ from ..search import Expansion, border_warnings, efficiency_curve, plateau
 from ..search.parse import parse_space
 from ..store import Store, StudyRecord, Trial, best_trial
 from ..train import Model
+from ..train.stack import load_model
 from .objective import apply_params
 
 class Study:
@@ -46,18 +47,19 @@ class Study:
         best = self.best
         if best is None:
             raise ConfigError(f"study {self.name!r} has no finished trial yet.")
-        saved = self.store.best_model(self.record)
-        if saved is None or saved[0] != best.number:
-            held = "none" if saved is None else f"trial {saved[0]}'s"
-            raise PurelearnError(f"study {self.name!r}: the store holds {held} model, not that of the best trial "
+        saved = self.store.model(self.record, best.number)
+        if saved is None:
+            held = self.store.best_model(self.record)
+            held = "no model" if held is None else f"trial {held[0]}'s model"
+            raise PurelearnError(f"study {self.name!r}: the store holds {held}, not that of the best trial "
                                  f"{best.number}; a run of this version saves it (run the study again, "
                                  "with more trials).")
-        return Model.from_bytes(saved[1], f"the model of study {self.name!r}")
+        return Model.from_bytes(saved, f"the model of study {self.name!r}")
 
     def models(self) -> dict[int, Model]:
-        """The trained models the store keeps (of the ``keep_models`` best trials), by trial
-        number, best first."""
-        return {n: Model.from_bytes(data, f"the model of trial {n} of study {self.name!r}")
+        """The trained models the store keeps (of the ``keep_models`` best trials, or in a
+        layer-wise search the levels that may still be built on), by trial number, best first."""
+        return {n: load_model(data, f"the model of trial {n} of study {self.name!r}")
                 for n, data in self.store.models(self.record)}
 
     def efficiency_curve(self) -> list[dict]:

@@ -3,6 +3,7 @@ one ask/tell interface, the border rule, and the efficiency curve of random sear
 
 from .border import BorderRule, Expansion, border_warnings
 from .checks import check_space
+from . import layerwise  # noqa: F401  (registers the layerwise strategy)
 from .efficiency import best_of_subsets, efficiency_curve, plateau
 from .parse import parse_dimension, parse_space
 from .space import Choice, Dimension, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When

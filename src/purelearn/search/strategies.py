@@ -66,6 +66,14 @@ class Strategy(abc.ABC):
         self.propose(number)
         self.tell(number, params, value)
 
+    def final(self, params: dict) -> bool:
+        """Whether the trial is a candidate for the study's best (not a step towards one)."""
+        return True
+
+    def released_models(self) -> list[int]:
+        """Trials whose trained models the strategy needed and no longer does."""
+        return []
+
     def set_space(self, space: Space) -> None:
         """Called when border expansion grows an interval (§3.3.1)."""
         self.space = space

@@ -25,7 +25,8 @@ from .locks import check_study_name
 from .urls import resolve
 
 SCHEMA_VERSION = 3       # 2: the best model kept in the database; 3: the models of the K best trials
-STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
+# pretrained: a level of a layer-wise search, trained and scored, not itself a candidate for best
+STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "pretrained")
 RANKED = ("complete", "diverged")     # the statuses whose value takes part in selection
 
 meta = sa.MetaData()
@@ -346,6 +347,22 @@ class Store:
                 .where(models.c.study_id == study.id)).all()
         rows.sort(key=lambda r: (_rank_value(r.value), r.trial_number))
         return [(r.trial_number, bytes(r.data)) for r in rows]
+
+    def model(self, study: StudyRecord, number: int) -> bytes | None:
+        """The trained model of trial ``number``, if the store keeps it."""
+        with self.engine.connect() as c:
+            if not sa.inspect(c).has_table("models"):
+                return None
+            row = c.execute(sa.select(models.c.data).where((models.c.study_id == study.id)
+                                                           & (models.c.trial_number == number))).first()
+        return None if row is None else bytes(row.data)
+
+    def drop_models(self, study: StudyRecord, numbers: list[int]) -> None:
+        """Forget the trained models of these trials (their records stay)."""
+        if numbers:
+            with self.engine.begin() as c:
+                c.execute(models.delete().where((models.c.study_id == study.id)
+                                                & models.c.trial_number.in_(list(numbers))))
 
     def best_model(self, study: StudyRecord) -> tuple[int, bytes] | None:
         """(trial number, model bytes) of the best trial whose model the store keeps."""

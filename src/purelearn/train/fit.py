@@ -60,14 +60,12 @@ def structure(member: Member) -> tuple:
     return (family.name, *family.group_key(member.model), *member.train.group_key())
 
 
-def leaves_out_inputs(members: list[Member]) -> bool:
-    """Whether these members may train without the inputs zero in every training example."""
-    return all(family_of(m.model).leaves_out_constant_inputs for m in members)
-
-
-def learns_inputs(members: list[Member]) -> bool:
-    """Whether these members learn their own inputs, and so train on the unlabeled ones too."""
-    return not any(family_of(m.model).supervised for m in members)
+def inputs_of(members: list[Member]) -> tuple[bool, bool]:
+    """How these members see the training inputs, as ``Data`` takes it: whether they may train
+    without the inputs zero in every training example, and whether they learn their own inputs
+    (and so train on the unlabeled ones too)."""
+    families = [family_of(m.model) for m in members]
+    return all(f.leaves_out_constant_inputs for f in families), not any(f.supervised for f in families)
 
 
 def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
@@ -104,7 +102,7 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
     shape = (splits.n_features, splits.n_outputs)
     for m in checked:
         check_fits(m, *shape, memory_limit)
-    data = data or Data(splits, resolve_device(device), leaves_out_inputs(checked), learns_inputs(checked))
+    data = data or Data(splits, resolve_device(device), *inputs_of(checked))
     cost = None if memory_limit is None else (lambda m: footprint(m, *shape))
     for part in populations(checked, max_population or len(checked), width_ratio(data.device), memory_limit, cost):
         group = [checked[i] for i in part]

@@ -1,0 +1,180 @@
+"""Algorithm 1 of §3.3.4 (greedy layer-wise hyper-parameter optimization) as the strategy
+``layerwise``: its bookkeeping against a brute-force enumeration, resume, and real stacks."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from purelearn.config import load_config
+from purelearn.errors import ConfigError
+from purelearn.execute import tune
+from purelearn.search import make_strategy, parse_space
+from purelearn.search.layerwise import FINETUNE, stage_spaces
+from purelearn.store import Store
+from purelearn.train import Model
+from purelearn.train.stack import Stack
+
+A, B, FT = (0.1, 0.5, 0.9), (1, 2), (0.2, 0.6)
+SPACE = {"level.a": "choice(0.1, 0.5, 0.9)", "level2.b": "choice(1, 2)", "ft": "choice(0.2, 0.6)"}
+LEVELS, K = 3, 2
+
+
+def fake_score(settings: dict) -> float:
+    """A deterministic score of a configuration that rewards level n's a near 0.3 n, and
+    couples the levels, so the K best of one level are not simply the best a of each."""
+    s = sum((settings[f"level{n}.a"] - 0.3 * n) ** 2 for n in range(1, 4) if f"level{n}.a" in settings)
+    s += 0.05 * settings.get("level2.b", 0) * settings.get("level1.a", 0)
+    return s + (settings["ft"] - 0.5) ** 2 if "ft" in settings else s
+
+
+def objective(params, report):
+    return fake_score({k: v for k, v in params.items() if k not in ("level", "parent")})
+
+
+def brute_force() -> list[list[dict]]:
+    """Algorithm 1 as written in the chapter, over every setting of each stage: the sets S
+    (each a list of configurations, best first) after each level and after fine-tuning."""
+    stages = [[{"level1.a": a} for a in A], [{"level2.a": a, "level2.b": b} for a in A for b in B],
+              [{"level3.a": a} for a in A], [{"ft": f} for f in FT]]
+    S, history, order = [], [], itertools.count()
+    for settings in stages:
+        tried = []
+        for C in settings:
+            for H in (S or [{}]):
+                config = {**H, **C}
+                tried.append((fake_score(config), next(order), config))
+        S = [config for _, _, config in sorted(tried, key=lambda t: t[:2])[:K]]   # ties: the first tried
+        history.append(S)
+    return history
+
+
+def _settings(params):
+    return {k: v for k, v in params.items() if k not in ("level", "parent")}
+
+
+def test_the_sets_S_level_by_level_equal_a_brute_force_enumeration():
+    study = tune(objective, SPACE, strategy="layerwise", options={"levels": LEVELS, "keep": K, "k": 2}, study="s")
+    trials = {t.number: t for t in study.trials}
+    assert len(trials) == 3 + K * (6 + 3 + 2)              # every C on every H, each stage
+    replay = make_strategy("layerwise", parse_space(SPACE), 0, levels=LEVELS, keep=K, k=2)
+    for t in study.trials:
+        replay.replay(t.number, t.params, t.value)
+    got = [[_settings(trials[n].params) for n in s] for s in replay.history]
+    assert got == brute_force()
+    best = study.best
+    assert best.params["level"] == FINETUNE and _settings(best.params) == brute_force()[-1][0]
+    # each trial builds on a member of the previous S, and holds that parent's settings
+    for t in study.trials:
+        if t.params["parent"] is not None:
+            parent = trials[t.params["parent"]]
+            assert _settings(parent.params).items() <= _settings(t.params).items()
+    statuses = {t.status for t in study.trials if t.params["level"] != FINETUNE}
+    assert statuses == {"pretrained"} and all(t.status == "complete" for t in study.trials
+                                              if t.params["level"] == FINETUNE)
+
+
+class Killed(BaseException):
+    """Stands for the process being killed: not an error a trial reports."""
+
+
+@pytest.mark.parametrize("after", [2, 5, 9, 13, 16])
+def test_a_run_stopped_mid_level_resumes_to_the_same_sets(tmp_path, after):
+    calls = []
+
+    def dying(params, report):
+        if len(calls) == after:
+            raise Killed
+        calls.append(params)
+        return objective(params, report)
+
+    store = Store(tmp_path / "s.db")
+    options = {"levels": LEVELS, "keep": K, "k": 2}
+    with pytest.raises(Killed):
+        tune(dying, SPACE, strategy="layerwise", options=options, store=store, study="s")
+    calls.append(None)                                    # from now on it doesn't die
+    resumed = tune(dying, SPACE, strategy="layerwise", options=options, store=store, study="s")
+    whole = tune(objective, SPACE, strategy="layerwise", options=options, study="w")
+    assert [(t.params, t.value, t.status) for t in resumed.trials] == \
+           [(t.params, t.value, t.status) for t in whole.trials]
+    assert len(calls) - 1 == len(whole.trials)            # nothing finished was trained twice
+
+
+def test_knobs_are_split_into_levels_and_fine_tuning():
+    levels, finetune = stage_spaces(parse_space({"level.lr": "loguniform(0.01, 0.1)", "level3.hidden": "choice(5, 6)",
+                                                 "train.lr": "loguniform(0.01, 0.1)"}), 3)
+    assert [list(s.dims) for s in levels] == [["level1.lr"], ["level2.lr"], ["level3.lr", "level3.hidden"]]
+    assert list(finetune.dims) == ["train.lr"]
+    with pytest.raises(ConfigError, match="level 4, but the stack has 3"):
+        stage_spaces(parse_space({"level4.hidden": "choice(5, 6)"}), 3)
+
+
+@pytest.mark.parametrize("options, message", [({}, "search.levels = None"), ({"levels": 2, "keep": 0}, "search.keep"),
+                                              ({"levels": 2, "candidates": 0}, "search.candidates")])
+def test_options_that_cannot_work_are_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        make_strategy("layerwise", parse_space(SPACE), 0, **options)
+
+
+STACK = ["data.preprocess=['scale']", "data.labeled=300", "pretrain.levels=2", "pretrain.hidden=16",
+         "pretrain.lr=0.1", "pretrain.max_epochs=2", "train.max_epochs=20", "train.lr=0.1"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_layerwise_search_of_real_stacks_keeps_what_it_builds_on_and_ends_with_a_fine_tuned_network(
+        tmp_path, workers):
+    config = load_config(None, STACK)
+    space = {"level.corruption_level": "uniform(0.0, 0.5)", "level2.hidden": "choice(8, 16)",
+             "train.lr": "loguniform(0.1, 0.5)"}
+    store = Store(tmp_path / "s.db")
+    study = tune(config, space, strategy="layerwise", options={"keep": 2, "candidates": 2}, store=store,
+                 study="lw", workers=workers)
+    trials = {t.number: t for t in study.trials}
+    assert len(trials) == 2 + 2 * 2 + 2 * 2 and {t.status for t in trials.values()} == {"pretrained", "complete"}
+    for t in trials.values():
+        if t.params["level"] != FINETUNE:
+            assert 0 < t.value < 0.6                          # a probe's validation error
+    # the trials of level 2 trained on their parents' codes: a population per parent
+    kept = study.models()
+    finals = sorted((t.value, t.number) for t in trials.values() if t.params["level"] == FINETUNE)
+    assert sorted(kept) == sorted(n for _, n in finals[:2])   # only the final K: the levels were released
+    model = study.best_model()
+    assert isinstance(model, Model) and len(model.spec.hidden) == 2
+    X, y = config.data.splits().read_test()
+    assert model.error(X, y) < 0.35
+    best = study.best
+    assert best.params["level"] == FINETUNE and best.value == finals[0][0]
+    assert model.spec.hidden[1] == best.params["level2.hidden"]
+
+
+def test_a_level_trial_stores_its_whole_stack_while_it_may_be_built_on(tmp_path):
+    config = load_config(None, STACK)
+    store = Store(tmp_path / "s.db")
+    space = {"level.corruption_level": "uniform(0.0, 0.5)", "train.lr": "loguniform(0.1, 0.5)"}
+
+    class Stop(BaseException):
+        pass
+
+    seen = []
+
+    def progress(p):
+        seen.append(p.done)
+        if p.done == 3:                               # level 1 (2 trials) and one of level 2
+            raise Stop
+
+    with pytest.raises(Stop):
+        tune(config, space, strategy="layerwise", options={"keep": 1, "candidates": 2}, store=store, study="lw",
+             workers=1, progress=progress)
+    record = store.study("lw")
+    trials = store.trials(record)
+    level1 = [t for t in trials if t.params["level"] == 1]
+    kept = dict(store.models(record))
+    best1 = min(level1, key=lambda t: (t.value, t.number))
+    assert best1.number in kept and all(t.number not in kept for t in level1 if t is not best1)
+    stacks = {n: Stack.from_bytes(b) for n, b in kept.items()}
+    assert stacks[best1.number].widths == (16,)
+    assert any(s.widths == (16, 16) for s in stacks.values())
+    done = tune(config, space, strategy="layerwise", options={"keep": 1, "candidates": 2}, store=store, study="lw",
+                workers=1)
+    assert len(done.trials) == 2 + 2 + 2 and done.best.params["level"] == FINETUNE
+    assert np.isfinite(done.best.value)
