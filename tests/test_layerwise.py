@@ -2,6 +2,7 @@
 ``layerwise``: its bookkeeping against a brute-force enumeration, resume, and real stacks."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -178,3 +179,34 @@ def test_a_level_trial_stores_its_whole_stack_while_it_may_be_built_on(tmp_path)
                 workers=1)
     assert len(done.trials) == 2 + 2 + 2 and done.best.params["level"] == FINETUNE
     assert np.isfinite(done.best.value)
+
+
+def test_tune_and_report_from_the_command_line(tmp_path, capsys):
+    from purelearn.cli import main
+    from purelearn.execute import Study
+    from purelearn.report.tree import stages
+
+    cfg = tmp_path / "lw.toml"
+    cfg.write_text("\n".join([
+        '[data]\nname = "digits"\npreprocess = ["scale"]\nlabeled = 300',
+        '[pretrain]\nlevels = 2\nhidden = 16\nlr = 0.1\nmax_epochs = 2',
+        '[train]\nmax_epochs = 10\nlr = 0.2',
+        '[search]\nstrategy = "layerwise"\nkeep = 2\ncandidates = 2\nworkers = 1',
+        '[search.space]\n"level.corruption_level" = "uniform(0.0, 0.5)"\n"train.lr" = "loguniform(0.1, 0.5)"']))
+    db = tmp_path / "lw.db"
+    assert main(["tune", str(cfg), "--store", str(db), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["pretrained"] == 2 + 4 and out["complete"] == 4 and out["best_params"]["level"] == FINETUNE
+    assert "Algorithm 1" in captured.err and "8 trials" not in captured.err and "10 trials" in captured.err
+    assert main(["report", str(db), "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Levels searched" in page and (tmp_path / "r" / "levels-searched.png").stat().st_size > 0
+    study = Study(Store(db), Store(db).study("lw"))
+    found = stages(study)
+    assert [len(s) for s in found] == [2, 4, 4]
+    kept = [n["number"] for s in found for n in s if n["kept"]]
+    assert len(kept) == 2 + 2 + 2 and all(f"<b>trial {n}:" in page for n in kept)
+    # a child shows only the settings its parent didn't have
+    assert all(set(n["settings"]) == {"level2.corruption_level"} for n in found[1])
+    assert all(set(n["settings"]) == {"train.lr"} for n in found[2])

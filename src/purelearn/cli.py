@@ -250,8 +250,16 @@ def tune_command(args) -> int:
     space = parse_space(table)
     store = spec.store or f"runs/{Path(args.config).stem}.db"
     study_name = spec.study or Path(args.config).stem
+    trials = spec.trials
+    if spec.strategy == "layerwise":
+        from .search import make_strategy
+
+        plan = make_strategy("layerwise", space, spec.seed, levels=config.pretrain.levels, **spec.options())
+        trials = plan.planned
+        print(f"Algorithm 1 (§3.3.4): {plan.levels} level(s), the {plan.keep} best kept at each, every level's "
+              "candidates tried on each of them, then the fine-tuning's", file=sys.stderr)
     print(f"study {study_name!r} in {shown(store)}: {spec.strategy} search of {len(space.dims)} knobs, "
-          f"{spec.trials} trials", file=sys.stderr)
+          f"{trials} trials", file=sys.stderr)
     start = time.perf_counter()
     show = TuneProgress(sys.stderr)
     study = tune(config, space, strategy=spec.strategy, trials=spec.trials, store=store, study=study_name,
@@ -268,7 +276,8 @@ def tune_command(args) -> int:
         print(json.dumps(summary))
         return 0
     best = study.best
-    print(f"{summary['complete']} complete, {summary['failed']} failed, {summary['diverged']} diverged "
+    levels = f"{summary['pretrained']} levels pre-trained, " if summary["pretrained"] else ""
+    print(f"{levels}{summary['complete']} complete, {summary['failed']} failed, {summary['diverged']} diverged "
           f"in {summary['seconds']:.1f} s")
     if best is not None:
         print(f"best validation error {best.value:.4f} (trial {best.number}): "
@@ -286,7 +295,8 @@ def tune_command(args) -> int:
 def study_summary(study) -> dict:
     trials = study.trials
     best = study.best
-    count = {s: sum(t.status == s for t in trials) for s in ("complete", "failed", "diverged", "interrupted")}
+    count = {s: sum(t.status == s for t in trials)
+             for s in ("complete", "failed", "diverged", "interrupted", "pretrained")}
     return {"study": study.name, "trials": len(trials), **count,
             "best_value": None if best is None else best.value,
             "best_trial": None if best is None else best.number,

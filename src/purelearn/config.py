@@ -338,7 +338,10 @@ class SearchSpec:
     values per knob and successive finer grids (k also sets coordinate descent's values per
     step). stage_size, keep: multires stages and how many best points each refines. startup:
     TPE's random trials before its model is used. keep_models: how many best trials' trained
-    models the store keeps (0: every trial's). The knobs are in ``[search.space]``.
+    models the store keeps (0: every trial's). layerwise (Algorithm 1, §3.3.4): keep is K, the
+    configurations kept per level, candidates the settings drawn per level and for the
+    fine-tuning (k > 0: a grid of k values per knob instead); its trials are as many as that
+    plan makes. The knobs are in ``[search.space]``.
     """
 
     strategy: str = "random"
@@ -356,6 +359,7 @@ class SearchSpec:
     keep: int = 3
     startup: int = 10
     keep_models: int = 3
+    candidates: int = 4
 
     def checked(self) -> "SearchSpec":
         """Refuse settings no run can use, before anything is stored."""
@@ -388,6 +392,8 @@ class SearchSpec:
             return {"stage_size": self.stage_size, "keep": self.keep}
         if self.strategy == "tpe":
             return {"startup": self.startup}
+        if self.strategy == "layerwise":
+            return {"keep": self.keep, "candidates": self.candidates, "k": self.k or None}
         return {}
 
 

@@ -32,6 +32,9 @@ def apply_params(config: Config, params: dict, seed: int) -> Config:
     """The config with a trial's knobs set. Beyond config keys, ``model.layers`` (depth),
     ``model.units`` (width of every layer) and ``model.units_<k>`` (width of layer k, 1-based)
     build ``model.hidden``, so per-layer knobs can follow a sampled depth (§3.4)."""
+    from ..search.layerwise import LEVEL, PARENT
+
+    params = {k: v for k, v in params.items() if k not in (LEVEL, PARENT, PARENT_MODEL)}   # where, not what
     values = {k: v for k, v in params.items() if k not in ("model.layers", "model.units") and not _UNITS_K.match(k)}
     shape = {k: v for k, v in params.items() if k not in values}
     if shape:
@@ -104,15 +107,14 @@ class _Job:
 
 def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
     """What one trial trains, checked; a refused one carries its error."""
-    from ..search.layerwise import FINETUNE, LEVEL, PARENT
+    from ..search.layerwise import FINETUNE, LEVEL
     from ..train import check_member
     from ..train.fit import inputs_of
     from ..train.stack import Stack, finetuned
 
-    knobs = {k: v for k, v in params.items() if k not in (LEVEL, PARENT, PARENT_MODEL)}
     level, parent = params.get(LEVEL), params.get(PARENT_MODEL)
     try:
-        cfg = apply_params(config, knobs, seed)
+        cfg = apply_params(config, params, seed)
         splits = _splits(cfg)
         if level is None and cfg.pretrain.levels:          # the whole stack in one trial
             for m in cfg.levels():

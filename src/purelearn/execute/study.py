@@ -66,6 +66,10 @@ class Study:
         return efficiency_curve([t.value for t in self.finished()])
 
     def plateau(self) -> dict:
+        if self.record.strategy == "layerwise":
+            return {"plateau": None, "gain_from_last_doubling": None,
+                    "message": "a layer-wise search builds each level on the best below it: its trials are not "
+                               "independent draws, so no efficiency curve says whether more would pay."}
         return plateau([t.value for t in self.finished()])
 
     def warnings(self) -> list[str]:

@@ -10,15 +10,17 @@ import matplotlib.pyplot as plt
 
 from ..search.space import format_value
 from .plots import FIGURES
+from .tree import tree_figure, tree_html
 
 
 def write_report(study, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images = {}
-    for name, make in FIGURES.items():
+    layerwise = study.record.strategy == "layerwise"
+    for name, make in (FIGURES | ({"levels searched": tree_figure} if layerwise else {})).items():
         fig = make(study)
-        path = out / f"{name}.png"
+        path = out / f"{name.replace(' ', '-')}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         images[name] = base64.b64encode(path.read_bytes()).decode()
@@ -36,7 +38,13 @@ def _page(study, images: dict) -> str:
     rows = "".join(
         f"<tr><td>{t.number}</td><td>{t.value:.4f}</td><td>{'' if t.seconds is None else f'{t.seconds:.1f}'}</td>"
         + "".join(f"<td>{e(format_value(t.params.get(k, '')))}</td>" for k in knobs) + "</tr>" for t in finished[:20])
-    counts = {s: sum(t.status == s for t in trials) for s in ("complete", "failed", "diverged", "interrupted")}
+    counts = {s: sum(t.status == s for t in trials)
+              for s in ("complete", "failed", "diverged", "interrupted", "pretrained")}
+    tree = ""
+    if study.record.strategy == "layerwise":
+        tree = ("<h2>Levels searched (Algorithm 1)</h2><p>Each trial under the trial it was built on, with its "
+                "score (a level's: its probe's validation error) and its own settings; in bold, the K best of "
+                f"each level, kept and built on.</p>{tree_html(study)}")
     warnings = "".join(f"<li>{e(w)}</li>" for w in study.warnings()) or "<li>none</li>"
     expansions = "".join(f"<li>{e(x['knob'])}: widened {e(x['side'])}ward from {x['old']} to {x['new']} after "
                          f"{x['after_trials']} trials</li>" for x in study.record.settings.get("expansions", []))
@@ -52,11 +60,12 @@ def _page(study, images: dict) -> str:
 td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}img{{max-width:100%}}</style></head>
 <body><h1>Study {e(study.name)}</h1>
 <p>{e(study.record.strategy)} search; {len(trials)} trials: {counts['complete']} complete, {counts['failed']} failed,
-{counts['diverged']} diverged, {counts['interrupted']} interrupted; {best_line}.</p>
+{counts['diverged']} diverged, {counts['interrupted']} interrupted{f", {counts['pretrained']} levels pre-trained" if counts['pretrained'] else ""}; {best_line}.</p>
 <p>{e(study.plateau()['message'])}</p>
 <h2>Warnings</h2><ul>{warnings}</ul>
 {f'<h2>Widened intervals</h2><ul>{expansions}</ul>' if expansions else ''}
 <h2>Test split (read once)</h2><ul>{test}</ul>
+{tree}
 {pictures}
 <h2>Best trials</h2><table><tr><th>trial</th><th>valid error</th><th>seconds</th>
 {''.join(f'<th>{e(k)}</th>' for k in knobs)}</tr>{rows}</table>
