@@ -141,3 +141,20 @@ def test_train_reports_each_level_and_the_fine_tuning_as_json(capsys, tmp_path):
     assert {"criterion", "probe_error", "examples_seen", "seconds"} <= set(out["levels"][0])
     assert out["finetune"]["examples_seen"] == 3 * 300
     assert "level 2/2: a 16-16 autoencoder" in captured.err and "fine-tuning the 64-16-16-10 network" in captured.err
+
+
+def test_a_random_search_over_a_stack_trains_each_trial_whole(tmp_path):
+    from purelearn.execute import tune
+
+    config = load_config(None, [*QUICK, "data.labeled=300"])
+    study = tune(config, {"pretrain.corruption_level": "uniform(0, 0.5)", "level2.hidden": "choice(8, 12)"},
+                 trials=3, study="s", workers=1)
+    assert [t.status for t in study.trials] == ["complete"] * 3
+    best = study.best
+    model = study.best_model()
+    assert model.spec.hidden == (16, best.params["level2.hidden"])
+    # the same configuration trained by hand gives the trial's value
+    cfg = study.best_config()
+    splits = cfg.data.splits()
+    again = train_stack(splits, cfg.levels(), cfg.member())
+    assert again.finetune.best_valid_error == pytest.approx(best.value)

@@ -95,7 +95,8 @@ class _Job:
     """A job as the objective trains it. member: what trains (None: refused, see error);
     splits: what it trains on (a level: the code of the levels below); key: jobs with equal
     keys train on the same data and may share a population; below: a level's trained levels
-    under it; stack: the config of a trial that pre-trains and fine-tunes a whole stack."""
+    under it; stack: the config of a trial that pre-trains and fine-tunes a whole stack;
+    level: a level of a layer-wise search (its outcome holds its stack, scored by its probe)."""
 
     member: object = None
     splits: object = None
@@ -103,6 +104,7 @@ class _Job:
     error: str | None = None
     below: tuple = ()
     stack: Config | None = None
+    level: bool = False
 
 
 def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
@@ -130,7 +132,8 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
         digest = hashlib.sha1(parent).hexdigest() if parent is not None else None
         code = _once(_SPLITS, (data_key(cfg), digest), lambda: _encoded(splits, below))
         member = check_member(cfg.levels()[level - 1], code)
-        return _Job(member, code, (f"{data_key(cfg)}|{digest}", cfg.device, *inputs_of([member])), below=tuple(below))
+        return _Job(member, code, (f"{data_key(cfg)}|{digest}", cfg.device, *inputs_of([member])), below=tuple(below),
+                    level=True)
     except PurelearnError as e:
         return _Job(error=f"{type(e).__name__}: {e}")
 
@@ -225,7 +228,7 @@ class ConfigObjective:
         for j, result in fit_iter(first.splits, [job.member for _, job in group], data=_data(first.key, first.splits),
                                   memory_limit=self.memory_limit):
             job = group[j][1]
-            if family_of(job.member.model).supervised:
+            if not job.level:
                 yield j, _outcome(result)
                 continue
             stack = Stack(list(job.below)).add(result.member.model, result.params, job.splits)
