@@ -210,3 +210,87 @@ def test_tune_and_report_from_the_command_line(tmp_path, capsys):
     # a child shows only the settings its parent didn't have
     assert all(set(n["settings"]) == {"level2.corruption_level"} for n in found[1])
     assert all(set(n["settings"]) == {"train.lr"} for n in found[2])
+
+
+def screened_score(settings: dict) -> float:
+    """A screening score that agrees with the full one only roughly (it ignores level 2's b)."""
+    return sum(abs(settings[f"level{n}.a"] - 0.3 * n) for n in range(1, 4) if f"level{n}.a" in settings)
+
+
+def screened_objective(params, report):
+    settings = _settings(params)
+    return screened_score(settings) if "screen" in params else fake_score(settings)
+
+
+def brute_force_screened(fraction: float) -> tuple[list[list[dict]], int]:
+    """Algorithm 1 with screening: each level's (C, H) pairs scored by the screening score, the
+    best ceil(fraction x pairs) of them (in the order tried) scored in full, S the K best."""
+    stages = [[{"level1.a": a} for a in A], [{"level2.a": a, "level2.b": b} for a in A for b in B],
+              [{"level3.a": a} for a in A], [{"ft": f} for f in FT]]
+    S, history, trials = [], [], 0
+    for depth, settings in enumerate(stages):
+        pairs = [{**H, **C} for C in settings for H in (S or [{}])]
+        trials += len(pairs)
+        if depth < 3:
+            order = sorted(range(len(pairs)), key=lambda i: (screened_score(pairs[i]), i))
+            chosen = sorted(order[:int(np.ceil(fraction * len(pairs)))])
+            pairs = [pairs[i] for i in chosen]
+            trials += len(pairs)
+        ranked = sorted(range(len(pairs)), key=lambda i: (fake_score(pairs[i]), i))
+        S = [pairs[i] for i in ranked[:K]]
+        history.append(S)
+    return history, trials
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.34, 1.0])
+def test_screening_trains_in_full_only_the_best_screened_fraction(fraction):
+    options = {"levels": LEVELS, "keep": K, "k": 2, "screen": fraction, "screen_epochs": 0}
+    study = tune(screened_objective, SPACE, strategy="layerwise", options=options, study="s")
+    expected, count = brute_force_screened(fraction)
+    assert len(study.trials) == count
+    replay = make_strategy("layerwise", parse_space(SPACE), 0, **options)
+    assert replay.planned == count
+    for t in study.trials:
+        replay.replay(t.number, t.params, t.value)
+    trials = {t.number: t for t in study.trials}
+    assert [[_settings(trials[n].params) for n in s] for s in replay.history] == expected
+    screened = [t for t in study.trials if "screen" in t.params]
+    assert screened and all(t.params["screen"] == 0 and t.status == "pretrained" for t in screened)
+    assert all(t.params["level"] != FINETUNE for t in screened)
+
+
+def test_the_report_correlates_screening_and_full_scores():
+    from purelearn.report.tree import screening
+
+    options = {"levels": LEVELS, "keep": K, "k": 2, "screen": 1.0, "screen_epochs": 0}
+    study = tune(screened_objective, SPACE, strategy="layerwise", options=options, study="s")
+    level1 = screening(study)[0]
+    configs = [{"level1.a": a} for a in A]
+    assert sorted(level1["pairs"]) == sorted((screened_score(c), fake_score(c)) for c in configs)
+    x, y = (np.argsort(np.argsort(v)) for v in zip(*level1["pairs"]))   # ranks (no ties here)
+    assert level1["spearman"] == pytest.approx(np.corrcoef(x, y)[0, 1])
+
+
+@pytest.mark.parametrize("epochs", [0, 1])
+def test_screening_real_levels_probes_them_cheaply_then_trains_the_best_half(tmp_path, epochs):
+    from purelearn.cli import main
+
+    config = load_config(None, STACK)
+    space = {"level.corruption_level": "uniform(0.0, 0.5)", "train.lr": "loguniform(0.1, 0.5)"}
+    options = {"keep": 1, "candidates": 4, "screen": 0.5, "screen_epochs": epochs}
+    store = Store(tmp_path / "s.db")
+    study = tune(config, space, strategy="layerwise", options=options, store=store, study="lw", workers=1)
+    screened = [t for t in study.trials if "screen" in t.params]
+    assert len(screened) == 4 + 4 and all(0 < t.value < 0.95 for t in screened)
+    level1 = [t for t in screened if t.params["level"] == 1]
+    best_half = sorted(level1, key=lambda t: (t.value, t.number))[:2]
+    full1 = [t for t in study.trials if t.params["level"] == 1 and "screen" not in t.params]
+    strip = lambda p: {k: v for k, v in p.items() if k != "screen"}                  # noqa: E731
+    assert sorted(map(repr, map(strip, (t.params for t in best_half)))) == sorted(repr(t.params) for t in full1)
+    if epochs == 0:
+        assert all(t.curve == [] for t in level1)
+    else:
+        assert all(t.curve[-1]["examples_seen"] == len(config.data.splits().inputs()) for t in level1)
+    assert study.best.params["level"] == FINETUNE and study.models().keys() == {study.best.number}
+    assert main(["report", str(tmp_path / "s.db"), "--out", str(tmp_path / "r")]) == 0
+    assert "Screening" in (tmp_path / "r" / "index.html").read_text()

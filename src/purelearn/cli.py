@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--population", help="trials per batched population: auto (measured) or a number; "
                                            "1 trains one trial at a time (search.population)")
     tune.add_argument("--memory-limit", type=int, metavar="MB", help="memory a population may use (search.memory_limit)")
-    tune.add_argument("--strategy", help="random, grid, coordinate, multires or tpe (search.strategy)")
+    tune.add_argument("--strategy", help="random, grid, coordinate, multires, tpe or layerwise (search.strategy)")
     tune.add_argument("--store", help="SQLite file or database URL (search.store)")
     tune.add_argument("--study", help="study name (search.study; default: the config file's name)")
     tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -329,7 +329,7 @@ def _jsonable(x):
 class SearchSpec:
     """The ``[search]`` section: how ``purelearn tune`` searches.
 
-    strategy: random, grid, coordinate, multires or tpe. trials: the total wanted (a re-run
+    strategy: random, grid, coordinate, multires, tpe or layerwise. trials: the total wanted (a re-run
     extends the study to it). workers: processes (0: one per core). population: trials trained
     together as one batched population in a process, "auto" (measured) or a number (1: one
     trial at a time). memory_limit: MB a population may use (0: half the free memory). store: the SQLite file or
@@ -340,8 +340,10 @@ class SearchSpec:
     TPE's random trials before its model is used. keep_models: how many best trials' trained
     models the store keeps (0: every trial's). layerwise (Algorithm 1, §3.3.4): keep is K, the
     configurations kept per level, candidates the settings drawn per level and for the
-    fine-tuning (k > 0: a grid of k values per knob instead); its trials are as many as that
-    plan makes. The knobs are in ``[search.space]``.
+    fine-tuning (k > 0: a grid of k values per knob instead), screen the fraction of a level's
+    candidates trained in full after a cheap screening of all (0: none; each screened level
+    trains screen_epochs epochs, 0: none, and is probed); its trials are as many as that plan
+    makes. The knobs are in ``[search.space]``.
     """
 
     strategy: str = "random"
@@ -360,6 +362,8 @@ class SearchSpec:
     startup: int = 10
     keep_models: int = 3
     candidates: int = 4
+    screen: float = 0.0
+    screen_epochs: int = 1
 
     def checked(self) -> "SearchSpec":
         """Refuse settings no run can use, before anything is stored."""
@@ -393,7 +397,8 @@ class SearchSpec:
         if self.strategy == "tpe":
             return {"startup": self.startup}
         if self.strategy == "layerwise":
-            return {"keep": self.keep, "candidates": self.candidates, "k": self.k or None}
+            return {"keep": self.keep, "candidates": self.candidates, "k": self.k or None, "screen": self.screen,
+                    "screen_epochs": self.screen_epochs}
         return {}
 
 

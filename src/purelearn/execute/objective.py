@@ -7,7 +7,7 @@ import math
 import re
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import Config
@@ -32,9 +32,9 @@ def apply_params(config: Config, params: dict, seed: int) -> Config:
     """The config with a trial's knobs set. Beyond config keys, ``model.layers`` (depth),
     ``model.units`` (width of every layer) and ``model.units_<k>`` (width of layer k, 1-based)
     build ``model.hidden``, so per-layer knobs can follow a sampled depth (§3.4)."""
-    from ..search.layerwise import LEVEL, PARENT
+    from ..search.layerwise import PLACE
 
-    params = {k: v for k, v in params.items() if k not in (LEVEL, PARENT, PARENT_MODEL)}   # where, not what
+    params = {k: v for k, v in params.items() if k not in (*PLACE, PARENT_MODEL)}   # where, not what
     values = {k: v for k, v in params.items() if k not in ("model.layers", "model.units") and not _UNITS_K.match(k)}
     shape = {k: v for k, v in params.items() if k not in values}
     if shape:
@@ -96,7 +96,8 @@ class _Job:
     splits: what it trains on (a level: the code of the levels below); key: jobs with equal
     keys train on the same data and may share a population; below: a level's trained levels
     under it; stack: the config of a trial that pre-trains and fine-tunes a whole stack;
-    level: a level of a layer-wise search (its outcome holds its stack, scored by its probe)."""
+    level: a level of a layer-wise search (its outcome holds its stack, scored by its probe);
+    screen: the epochs a screened level trains (0: none, its initial weights are probed)."""
 
     member: object = None
     splits: object = None
@@ -105,11 +106,12 @@ class _Job:
     below: tuple = ()
     stack: Config | None = None
     level: bool = False
+    screen: int | None = None
 
 
 def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
     """What one trial trains, checked; a refused one carries its error."""
-    from ..search.layerwise import FINETUNE, LEVEL
+    from ..search.layerwise import FINETUNE, LEVEL, SCREEN
     from ..train import check_member
     from ..train.fit import inputs_of
     from ..train.stack import Stack, finetuned
@@ -132,8 +134,11 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
         digest = hashlib.sha1(parent).hexdigest() if parent is not None else None
         code = _once(_SPLITS, (data_key(cfg), digest), lambda: _encoded(splits, below))
         member = check_member(cfg.levels()[level - 1], code)
-        return _Job(member, code, (f"{data_key(cfg)}|{digest}", cfg.device, *inputs_of([member])), below=tuple(below),
-                    level=True)
+        screen = params.get(SCREEN)
+        if screen:
+            member = replace(member, train=replace(member.train, max_epochs=screen))
+        key = (f"{data_key(cfg)}|{digest}" + ("|untrained" if screen == 0 else ""), cfg.device, *inputs_of([member]))
+        return _Job(member, code, key, below=tuple(below), level=True, screen=screen)
     except PurelearnError as e:
         return _Job(error=f"{type(e).__name__}: {e}")
 
@@ -216,7 +221,7 @@ class ConfigObjective:
     def _train(self, group):
         """(index in group, Outcome) as each trial of one data key stops."""
         from ..train import fit_iter
-        from ..train.stack import Stack, encoded, probe, train_stack
+        from ..train.stack import train_stack
 
         first = group[0][1]
         if first.stack is not None:
@@ -224,18 +229,38 @@ class ConfigObjective:
             result = train_stack(first.splits, cfg.levels(), cfg.member(), device=cfg.device,
                                  probe_it=cfg.pretrain.probe)
             yield 0, _outcome(result.finetune)
-            return
-        for j, result in fit_iter(first.splits, [job.member for _, job in group], data=_data(first.key, first.splits),
-                                  memory_limit=self.memory_limit):
-            job = group[j][1]
-            if not job.level:
+        elif first.level:
+            yield from self._levels(group)
+        else:
+            for j, result in fit_iter(first.splits, [job.member for _, job in group],
+                                      data=_data(first.key, first.splits), memory_limit=self.memory_limit):
                 yield j, _outcome(result)
-                continue
-            stack = Stack(list(job.below)).add(result.member.model, result.params, job.splits)
-            top = stack.levels[-1]
-            score = probe(encoded(job.splits, [top])) if self.config.pretrain.probe else result.best_valid_error
+
+    def _levels(self, group):
+        """The candidates of one level on one parent's code, trained as one population (or,
+        screened with 0 epochs, left at their initial weights), each scored by its probe (or
+        its own criterion with ``pretrain.probe = false``) and handed back with its stack."""
+        from ..train import fit_iter
+        from ..train.stack import Stack, encoded, probe
+
+        first = group[0][1]
+        if first.screen == 0:
+            family = family_of(first.member.model)
+            shape = (first.splits.n_features, first.splits.n_outputs)
+            results = ((j, None, family.init(job.member.model, *shape, job.member.train.seed))
+                       for j, (_, job) in enumerate(group))
+        else:
+            results = ((j, r, r.params) for j, r in fit_iter(first.splits, [job.member for _, job in group],
+                                                               data=_data(first.key, first.splits),
+                                                               memory_limit=self.memory_limit))
+        for j, result, params in results:
+            job = group[j][1]
+            stack = Stack(list(job.below)).add(job.member.model, params, job.splits)
+            probed = self.config.pretrain.probe or job.screen is not None
+            score = probe(encoded(job.splits, stack.levels[-1:])) if probed else result.best_valid_error
             value = score if score is not None and math.isfinite(score) else None
-            yield j, Outcome("diverged" if result.diverged else "complete", value, result.curve,
+            diverged = result is not None and result.diverged
+            yield j, Outcome("diverged" if diverged else "complete", value, [] if result is None else result.curve,
                              model=stack.to_bytes())
 
 

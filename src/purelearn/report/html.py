@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 
 from ..search.space import format_value
 from .plots import FIGURES
-from .tree import tree_figure, tree_html
+from .tree import screening_html, tree_figure, tree_html
 
 
 def write_report(study, out: str | Path) -> Path:
@@ -44,7 +44,7 @@ def _page(study, images: dict) -> str:
     if study.record.strategy == "layerwise":
         tree = ("<h2>Levels searched (Algorithm 1)</h2><p>Each trial under the trial it was built on, with its "
                 "score (a level's: its probe's validation error) and its own settings; in bold, the K best of "
-                f"each level, kept and built on.</p>{tree_html(study)}")
+                f"each level, kept and built on.</p>{tree_html(study)}{screening_html(study)}")
     warnings = "".join(f"<li>{e(w)}</li>" for w in study.warnings()) or "<li>none</li>"
     expansions = "".join(f"<li>{e(x['knob'])}: widened {e(x['side'])}ward from {x['old']} to {x['new']} after "
                          f"{x['after_trials']} trials</li>" for x in study.record.settings.get("expansions", []))

@@ -9,7 +9,7 @@ import html
 import matplotlib.pyplot as plt
 
 from ..search import make_strategy, parse_space
-from ..search.layerwise import FINETUNE, LEVEL, PARENT
+from ..search.layerwise import FINETUNE, LEVEL, PARENT, PLACE, SCREEN
 from ..search.space import format_value
 
 
@@ -27,13 +27,45 @@ def stages(study) -> list[list[dict]]:
     out = [[] for _ in range(strategy.levels + 1)]
     for t in study.trials:
         level = t.params.get(LEVEL)
+        if SCREEN in t.params:
+            continue                       # screening trials: see screening()
         stage = strategy.levels if level == FINETUNE else level - 1
         parent = trials.get(t.params.get(PARENT))
-        own = {k: v for k, v in t.params.items() if k not in (LEVEL, PARENT)
+        own = {k: v for k, v in t.params.items() if k not in PLACE
                and (parent is None or parent.params.get(k) != v)}
         out[stage].append({"number": t.number, "parent": t.params.get(PARENT), "value": t.value, "status": t.status,
                            "settings": own, "kept": t.number in kept})
     return out
+
+
+def screening(study) -> list[dict]:
+    """Per screened level: the candidates scored both by screening and in full, and the rank
+    correlation (Spearman's) of the two scores: whether screening was trustworthy on this data."""
+    from scipy.stats import spearmanr
+
+    full = {_place(t.params): t.value for t in study.trials if SCREEN not in t.params and t.value is not None}
+    pairs: dict = {}
+    for t in study.trials:
+        if SCREEN in t.params and t.value is not None and _place(t.params) in full:
+            pairs.setdefault(t.params[LEVEL], []).append((t.value, full[_place(t.params)]))
+    out = []
+    for level, both in sorted(pairs.items()):
+        rho = spearmanr(*zip(*both)).statistic if len(both) > 2 else None
+        out.append({"level": level, "pairs": both, "spearman": None if rho != rho else rho})
+    return out
+
+
+def _place(params: dict) -> str:
+    return repr(sorted((k, v) for k, v in params.items() if k != SCREEN))
+
+
+def screening_html(study) -> str:
+    rows = []
+    for s in screening(study):
+        rho = "too few to tell" if s["spearman"] is None else f"Spearman's rho = {s['spearman']:.2f}"
+        rows.append(f"<li>level {s['level']}: {len(s['pairs'])} candidates trained in full after screening; "
+                    f"their screening scores against their full scores: {rho}</li>")
+    return f"<h3>Screening</h3><ul>{''.join(rows)}</ul>" if rows else ""
 
 
 def tree_html(study) -> str:

@@ -1,5 +1,6 @@
-"""Search spaces and strategies (grid, random, coordinate descent, multi-resolution, TPE) behind
-one ask/tell interface, the border rule, and the efficiency curve of random search."""
+"""Search spaces and strategies (grid, random, coordinate descent, multi-resolution, TPE, greedy
+layer-wise) behind one ask/tell interface, the border rule, and the efficiency curve of random
+search."""
 
 from .border import BorderRule, Expansion, border_warnings
 from .checks import check_space

@@ -15,17 +15,24 @@ The space's knobs are split by name: ``level.KEY`` is a setting of every level (
 level N as ``level<N>.KEY``), ``level<N>.KEY`` one of level N only, any other knob a
 fine-tuning setting. Each stage's candidates are ``candidates`` draws from its part of the
 space, or with ``k`` its grid of k values per numerical knob.
+
+Screening (§3.3.1, after Saxe et al. 2011): with ``screen`` = f, every candidate of a level is
+first scored cheaply, its level trained ``screen_epochs`` epochs (0: left at its random
+initial weights) and probed, and only the best fraction f of them is then trained in full. A
+screening trial's parameters say how it was screened (``screen``: its epochs).
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import ConfigError
 from .space import Space
 from .strategies import STRATEGIES, Strategy, _whole, grid_points
 
-LEVEL, PARENT, FINETUNE = "level", "parent", "finetune"
+LEVEL, PARENT, SCREEN, FINETUNE = "level", "parent", "screen", "finetune"
+PLACE = (LEVEL, PARENT, SCREEN)        # where a trial sits in the search, not what it sets
 _SHARED = re.compile(r"^level\.(.+)$")
 _OWN = re.compile(r"^level([1-9][0-9]*)\.(.+)$")
 
@@ -64,8 +71,13 @@ class Layerwise(Strategy):
 
     name = "layerwise"
 
-    def __init__(self, space, seed=0, levels=None, keep=3, candidates=4, k=None):
+    def __init__(self, space, seed=0, levels=None, keep=3, candidates=4, k=None, screen=0.0, screen_epochs=1):
         super().__init__(space, seed)
+        if not (isinstance(screen, (int, float)) and 0 <= screen <= 1) or isinstance(screen, bool):
+            raise ConfigError(f"search.screen = {screen!r}: give the fraction of screened candidates trained in "
+                              "full, in (0, 1] (0: no screening).")
+        _whole("screen_epochs", screen_epochs, 0, "a screened level trains that many epochs (0: not at all)")
+        self.screen, self.screen_epochs = float(screen), screen_epochs
         _whole("levels", levels, 1, "a layer-wise search needs the stack's depth (pretrain.levels)")
         _whole("keep", keep, 1, "a layer-wise search keeps the K best configurations of each level")
         _whole("candidates", candidates, 1, "a layer-wise search tries that many settings per level")
@@ -82,8 +94,12 @@ class Layerwise(Strategy):
     @property
     def planned(self) -> int:
         """Trials in all, when every stage keeps K parents."""
-        sizes = [len(self._settings(s)) for s in range(1, self.levels + 2)]
-        return sizes[0] + self.keep * sum(sizes[1:])
+        sizes = [len(self._settings(s)) * (1 if s == 1 else self.keep) for s in range(1, self.levels + 2)]
+        return sum(sizes) + (sum(self._chosen(n) for n in sizes[:-1]) if self.screen else 0)
+
+    def _chosen(self, screened: int) -> int:
+        """How many of ``screened`` candidates are trained in full."""
+        return max(1, math.ceil(self.screen * screened - 1e-9))
 
     def _settings(self, stage: int) -> list[dict]:
         """The candidate settings C of a stage, the same on top of every H."""
@@ -98,11 +114,13 @@ class Layerwise(Strategy):
         """Number this stage's trials from ``first``: for C in the settings, for H in S."""
         level = FINETUNE if self.stage > self.levels else self.stage
         parents = [(n, self.results[n][0]) for n in self.best_set] or [(None, {})]
+        self.screening = bool(self.screen) and level != FINETUNE
+        how = {SCREEN: self.screen_epochs} if self.screening else {}
         self.plan = {}
         for c in self._settings(self.stage):
             for n, h in parents:
-                settings = {k: v for k, v in h.items() if k not in (LEVEL, PARENT)}
-                self.plan[first + len(self.plan)] = {LEVEL: level, PARENT: n, **settings, **c}
+                settings = {k: v for k, v in h.items() if k not in PLACE}
+                self.plan[first + len(self.plan)] = {LEVEL: level, PARENT: n, **how, **settings, **c}
 
     def propose(self, number):
         if self.exhausted:
@@ -113,8 +131,19 @@ class Layerwise(Strategy):
         super().tell(number, params, value)
         if self.exhausted or not all(n in self.results for n in self.plan):
             return
-        # the stage is over: S becomes its K best (a trial without a value can't be built on)
+        # a trial without a value can't be built on
         ranked = sorted((v, n) for n, (_, v) in self.results.items() if n in self.plan and v < float("inf"))
+        if self.screening:       # train in full the best screened, in the order they were planned
+            chosen = sorted(n for _, n in ranked[:self._chosen(len(self.plan))])
+            self.released += list(self.plan)
+            first = max(self.plan) + 1
+            self.plan = {first + i: {k: v for k, v in self.results[n][0].items() if k != SCREEN}
+                         for i, n in enumerate(chosen)}
+            self.screening = False
+            if not self.plan:
+                self.exhausted = True
+            return
+        # the stage is over: S becomes its K best
         kept = [n for _, n in ranked[:self.keep]]
         self.released += [n for n in self.best_set] + [n for n in self.plan if n not in kept]
         self.best_set = kept
