@@ -155,3 +155,34 @@ def test_a_symbolic_link_at_the_lock_is_never_followed(tmp_path):
     with pytest.raises(StoreError, match="symbolic link"):
         pl.tune(objectives.quadratic, SPACE, trials=1, store=db, study="x")
     assert target.read_text() == "keep me"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_layerwise_search_killed_mid_level_resumes_to_the_same_sets(tmp_path):
+    cfg = tmp_path / "lw.toml"
+    cfg.write_text("\n".join([
+        '[data]\nname = "digits"\npreprocess = ["scale"]\nlabeled = 300',
+        '[pretrain]\nlevels = 2\nhidden = 16\nlr = 0.1\nmax_epochs = 3',
+        '[train]\nmax_epochs = 6\nlr = 0.2',
+        '[search]\nstrategy = "layerwise"\nkeep = 2\ncandidates = 3\nworkers = 2\npopulation = "2"',
+        '[search.space]\n"level.corruption_level" = "uniform(0.0, 0.5)"\n"train.lr" = "loguniform(0.1, 0.5)"']))
+    db = tmp_path / "runs" / "lw.db"
+    proc = processes.Command("tune", cfg, cwd=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and sum(r[0] == "pretrained" for r in _rows(db).values()) < 4:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)                  # level 2 under way
+    proc.communicate(timeout=30)
+    killed = _rows(db)
+    assert any(r[0] != "pretrained" for r in killed.values()) or len(killed) < 3 + 6 + 6
+    run = processes.run("tune", cfg, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    whole = processes.run("tune", cfg, "--study", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    with sqlite3.connect(db) as c:
+        ids = dict(c.execute("SELECT name, id FROM studies"))
+        rows = {name: c.execute("SELECT number, status, params, value FROM trials WHERE study_id = ? ORDER BY number",
+                                (sid,)).fetchall() for name, sid in ids.items()}
+    resumed, fresh = rows["lw"], rows["whole"]
+    assert [r[:3] for r in resumed] == [r[:3] for r in fresh]             # the same trials, parents and S
+    assert np.allclose([r[3] for r in resumed], [r[3] for r in fresh], atol=1e-6)

@@ -294,3 +294,22 @@ def test_screening_real_levels_probes_them_cheaply_then_trains_the_best_half(tmp
     assert study.best.params["level"] == FINETUNE and study.models().keys() == {study.best.number}
     assert main(["report", str(tmp_path / "s.db"), "--out", str(tmp_path / "r")]) == 0
     assert "Screening" in (tmp_path / "r" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("options, message", [({"screen": 1.5}, "search.screen = 1.5"),
+                                              ({"screen": True}, "search.screen = True"),
+                                              ({"screen_epochs": -1}, "search.screen_epochs"),
+                                              ({"k": 1}, "search.k")])
+def test_screening_and_grid_options_that_cannot_work_are_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        make_strategy("layerwise", parse_space(SPACE), 0, levels=2, **options)
+
+
+def test_a_layerwise_search_is_refused_when_it_cannot_run():
+    config = load_config(None, STACK)
+    with pytest.raises(ConfigError, match="set expand = false"):
+        tune(config, {"train.lr": "loguniform(0.1, 0.5)"}, strategy="layerwise", expand=True)
+    with pytest.raises(ConfigError, match="search.levels = 0"):
+        tune(load_config(None, ["pretrain.levels=0"]), {"train.lr": "loguniform(0.1, 0.5)"}, strategy="layerwise")
+    with pytest.raises(ConfigError, match="level2.hidden"):
+        tune(config, {"level2.hidden": "choice(0, 4)"}, strategy="layerwise")

@@ -66,7 +66,8 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     (bytes) caps a population's memory. A function objective runs one trial at a time, in
     ``workers`` processes (default 1: in this process). ``executor``: 'inline' or 'process'.
     ``keep_models``: the store keeps the trained models of this many best trials (0: of every
-    trial), for ``Study.models()`` and the stacks built on them.
+    trial), for ``Study.models()`` and the stacks built on them. The ``layerwise`` strategy
+    (Algorithm 1) runs as many trials as its plan makes, whatever ``trials`` says.
     """
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"trials = {trials!r} must be a whole number >= 1.")
@@ -84,16 +85,11 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     check_study_name(study)
     objective = as_objective(objective)
     options = dict(options or {})
-    if strategy == "layerwise" and isinstance(objective, ConfigObjective):
-        options.setdefault("levels", objective.config.pretrain.levels)   # the stack's depth
-    plan = make_strategy(strategy, space, seed, **options)  # validate before touching the store
-    if strategy == "layerwise":   # Algorithm 1 plans its trials; every level's model is kept while it may be built on
-        if expand:
-            raise ConfigError("search.expand widens intervals as results arrive; the layer-wise search tries a "
-                              "fixed list of settings per level: set expand = false.")
-        trials, keep_models = plan.planned, 0
+    if strategy == "layerwise":
+        plan, trials, keep_models, checked = _layerwise(objective, space, seed, options, expand)
+    else:
+        plan, checked = make_strategy(strategy, space, seed, **options), space   # validated before the store
     if isinstance(objective, ConfigObjective):
-        checked = concrete_space(space, options["levels"]) if strategy == "layerwise" else space
         check_space(checked, objective.config)                       # every choice and end, before the store
     store = store if isinstance(store, Store) else Store(store if store is not None else ":memory:")
     with store.lock(study):
@@ -111,6 +107,19 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
             planner, timed = lambda: _stage_plan(plan, workers, population), False  # noqa: E731
         return _Driver(store, record, objective, trials, workers, planner, timed, executor, progress,
                        keep_models).run()
+
+
+def _layerwise(objective, space, seed, options: dict, expand: bool):
+    """Algorithm 1 in the driver's terms: the stack's depth from the config, the trials its plan
+    makes, every model kept while it may be built on (the strategy releases them), and the
+    knobs checked as the trials set them. Returns (strategy, trials, keep_models, space to check)."""
+    if isinstance(objective, ConfigObjective):
+        options.setdefault("levels", objective.config.pretrain.levels)
+    if expand:
+        raise ConfigError("search.expand widens intervals as results arrive; the layer-wise search tries a "
+                          "fixed list of settings per level: set expand = false.")
+    plan = make_strategy("layerwise", space, seed, **options)
+    return plan, plan.planned, 0, concrete_space(space, plan.levels)
 
 
 def _stage_plan(strategy, workers: int, population) -> Schedule:

@@ -67,23 +67,24 @@ def concrete_space(space: Space, levels: int) -> Space:
 
 class Layerwise(Strategy):
     """Algorithm 1 of §3.3.4 (see the module's docstring). ``levels``: the stack's depth;
-    ``keep``: K; ``candidates``: settings drawn per stage; ``k``: grid them instead."""
+    ``keep``: K; ``candidates``: settings drawn per stage; ``k``: grid them instead;
+    ``screen``, ``screen_epochs``: screening (0: none)."""
 
     name = "layerwise"
 
     def __init__(self, space, seed=0, levels=None, keep=3, candidates=4, k=None, screen=0.0, screen_epochs=1):
         super().__init__(space, seed)
-        if not (isinstance(screen, (int, float)) and 0 <= screen <= 1) or isinstance(screen, bool):
-            raise ConfigError(f"search.screen = {screen!r}: give the fraction of screened candidates trained in "
-                              "full, in (0, 1] (0: no screening).")
-        _whole("screen_epochs", screen_epochs, 0, "a screened level trains that many epochs (0: not at all)")
-        self.screen, self.screen_epochs = float(screen), screen_epochs
         _whole("levels", levels, 1, "a layer-wise search needs the stack's depth (pretrain.levels)")
         _whole("keep", keep, 1, "a layer-wise search keeps the K best configurations of each level")
         _whole("candidates", candidates, 1, "a layer-wise search tries that many settings per level")
         if k is not None:
             _whole("k", k, 2, "a grid of k values per numerical knob")
+        if isinstance(screen, bool) or not (isinstance(screen, (int, float)) and 0 <= screen <= 1):
+            raise ConfigError(f"search.screen = {screen!r}: give the fraction of screened candidates trained in "
+                              "full, in (0, 1] (0: no screening).")
+        _whole("screen_epochs", screen_epochs, 0, "a screened level trains that many epochs (0: not at all)")
         self.levels, self.keep, self.candidates, self.k = levels, keep, candidates, k
+        self.screen, self.screen_epochs = float(screen), screen_epochs
         self.level_spaces, self.finetune_space = stage_spaces(space, levels)
         self.stage = 1                     # 1..levels, then levels + 1: the fine-tuning
         self.best_set: list[int] = []      # S: the trial numbers of the K best of the last stage
