@@ -11,7 +11,7 @@ from purelearn.config import load_config
 from purelearn.errors import ConfigError
 from purelearn.execute import tune
 from purelearn.search import make_strategy, parse_space
-from purelearn.search.layerwise import FINETUNE, stage_spaces
+from purelearn.search.layerwise import FINETUNE, concrete_space, stage_spaces
 from purelearn.store import Store
 from purelearn.train import Model
 from purelearn.train.stack import Stack
@@ -313,3 +313,69 @@ def test_a_layerwise_search_is_refused_when_it_cannot_run():
         tune(load_config(None, ["pretrain.levels=0"]), {"train.lr": "loguniform(0.1, 0.5)"}, strategy="layerwise")
     with pytest.raises(ConfigError, match="level2.hidden"):
         tune(config, {"level2.hidden": "choice(0, 4)"}, strategy="layerwise")
+
+
+def _run(strategy, score, fail=()):
+    """Ask and tell a strategy to its end, as a driver does: (number, params) of every trial."""
+    asked, number = [], 0
+    while not strategy.exhausted:
+        params = strategy.ask(number)
+        assert params is not None, "nothing is running, so nothing can be waited for"
+        asked.append((number, params))
+        strategy.tell(number, params, None if number in fail else score(params))
+        number += 1
+    return asked
+
+
+def test_the_defaults_and_the_plan_of_a_sampled_search():
+    space = parse_space({"level.a": "uniform(0, 1)", "ft": "uniform(0, 1)"})
+    s = make_strategy("layerwise", space, 5, levels=2)
+    assert (s.keep, s.candidates, s.screen, s.screen_epochs, s.k) == (3, 4, 0.0, 1, None)
+    assert s.planned == 4 + 3 * 4 + 3 * 4
+    asked = _run(s, lambda p: objective(p, None))
+    assert len(asked) == s.planned and s.exhausted and s.ask(len(asked)) is None
+    # level 1's candidates are draws of the seed, stage and index alone
+    level1 = parse_space({"level1.a": "uniform(0, 1)"})
+    assert [p["level1.a"] for _, p in asked[:4]] == [level1.sample(np.random.default_rng([5, 1, i]))["level1.a"]
+                                                   for i in range(4)]
+    smallest = make_strategy("layerwise", space, 0, levels=1, keep=1, candidates=1)
+    assert smallest.planned == 2 and len(_run(smallest, lambda p: objective(p, None))) == 2
+
+
+def test_a_stage_without_knobs_tries_the_config_once_per_parent():
+    s = make_strategy("layerwise", parse_space({"ft": "choice(0.2, 0.6)"}), 0, levels=2, keep=2, k=2)
+    asked = _run(s, lambda p: 0.0)
+    assert [p["level"] for _, p in asked] == [1, 2, "finetune", "finetune"]
+    assert s.planned == 1 + 2 * 1 + 2 * 2 and len(asked) == 4     # fewer than planned: one parent only
+
+
+def test_released_models_are_those_no_stage_builds_on(tmp_path):
+    s = make_strategy("layerwise", parse_space(SPACE), 0, levels=LEVELS, keep=K, k=2)
+    for n in range(3):
+        s.tell(n, s.ask(n), [0.3, 0.1, 0.2][n])
+    assert s.history == [[1, 2]] and s.released_models() == [0] and s.released_models() == []
+    for n in range(3, 15):                        # 6 settings of level 2 on each of the 2 kept
+        s.tell(n, s.ask(n), float(n))
+    assert s.history[-1] == [3, 4] and sorted(s.released_models()) == [1, 2, *range(5, 15)]
+
+
+def test_failed_trials_are_never_built_on_and_a_level_that_all_failed_ends_the_search():
+    s = make_strategy("layerwise", parse_space(SPACE), 0, levels=LEVELS, keep=K, k=2)
+    asked = _run(s, lambda p: objective(p, None), fail={0, 1})
+    assert s.history[0] == [2] and all(p["parent"] == 2 for _, p in asked[3:9]) and len(asked) == 3 + 6 + 3 * 2 + 2 * 2
+    dead = make_strategy("layerwise", parse_space(SPACE), 0, levels=LEVELS, keep=K, k=2)
+    assert len(_run(dead, lambda p: 0.0, fail={0, 1, 2})) == 3 and dead.exhausted and dead.history == [[]]
+    screened = make_strategy("layerwise", parse_space(SPACE), 0, levels=LEVELS, keep=K, k=2, screen=0.5)
+    assert len(_run(screened, lambda p: 0.0, fail={0, 1, 2})) == 3 and screened.exhausted
+
+
+def test_a_tiny_screening_fraction_still_trains_one_candidate_in_full():
+    s = make_strategy("layerwise", parse_space(SPACE), 0, levels=LEVELS, keep=K, k=2, screen=0.01)
+    asked = _run(s, lambda p: screened_objective(p, None))
+    full = [p for _, p in asked if "screen" not in p and p["level"] == 1]
+    assert len(full) == 1 and len(asked) == (3 + 1) + (6 + 1) + (3 + 1) + 2   # one parent at each level
+
+
+def test_the_knobs_as_the_trials_set_them():
+    space = concrete_space(parse_space(SPACE), 3)
+    assert list(space.dims) == ["level1.a", "level2.a", "level2.b", "level3.a", "ft"]

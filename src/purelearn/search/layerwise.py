@@ -163,10 +163,5 @@ class Layerwise(Strategy):
         out, self.released = self.released, []
         return out
 
-    def best(self, numbers=None):
-        """The best fine-tuned trial (the levels' scores are another quantity)."""
-        finals = [n for n, (p, _) in self.results.items() if p.get(LEVEL) == FINETUNE]
-        return super().best(finals if numbers is None else [n for n in numbers if n in finals]) if finals else None
-
 
 STRATEGIES["layerwise"] = Layerwise
