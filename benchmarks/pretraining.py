@@ -10,7 +10,11 @@ for every method; a pre-trained trial costs more, it is said beside the figures)
 configuration (validation error) is trained again with ``--seeds`` seeds, and each seed's model
 reads the test split once.
 
-    python benchmarks/pretraining.py [--trials 8] [--seeds 5] [--part all|pretraining|layerwise]
+    python benchmarks/pretraining.py [--trials 8] [--seeds 5]
+        [--part all|pretraining|layerwise|populations|random-equal-time]
+
+``random-equal-time``: random initialization tuned with 8x the trials (about the pre-trained
+methods' search time).
 """
 
 from __future__ import annotations
@@ -86,19 +90,26 @@ def best_at(study, seconds: float) -> float | None:
     return min(done) if done else None
 
 
-def layerwise(random_trials: int, folder: Path) -> dict:
-    path = ROOT / "examples" / "mnist5k-layerwise.toml"
-    config, spec, table = load_search(path)
-    out = {}
-    runs = {}
+def populations(folder: Path) -> tuple[dict, object]:
+    """Algorithm 1's wall time, a level's candidates trained as populations against one trial
+    at a time (2 workers both ways), and the largest difference of their trials' values."""
+    config, spec, table = load_search(ROOT / "examples" / "mnist5k-layerwise.toml")
+    out, runs = {}, {}
     for population in ("auto", 1):
         start = time.perf_counter()
         runs[population] = tune(config, table, strategy="layerwise", store=str(folder / f"l{population}.db"),
                                 study="lw", workers=2, population=population, options=spec.options())
         out[f"layerwise_population_{population}_s"] = time.perf_counter() - start
+        out[f"layerwise_population_{population}_schedule"] = runs[population].schedule
     values = [[t.value for t in runs[p].trials] for p in runs]
     out["layerwise_same_values"] = max(abs(a - b) for a, b in zip(*values))
-    lw = runs["auto"]
+    print(json.dumps(out), flush=True)
+    return out, runs["auto"]
+
+
+def layerwise(random_trials: int, folder: Path) -> dict:
+    config, spec, table = load_search(ROOT / "examples" / "mnist5k-layerwise.toml")
+    out, lw = populations(folder)
     spent = out["layerwise_population_auto_s"]
     joint = concrete_space(parse_space(table), config.pretrain.levels)
     start = time.perf_counter()
@@ -130,6 +141,16 @@ def main():
                       f"over {seeds} seeds  (search {r['search_s']:.0f} s, finals {r['finals_s']:.0f} s)")
         if part in ("all", "layerwise"):
             layerwise(12, Path(folder))
+        if part == "populations":
+            populations(Path(folder))
+        if part == "random-equal-time":      # random initialization given the pre-trained ones' time
+            name = "random initialization"
+            METHODS.update({f"{name}, {trials * 8} trials": METHODS.pop(name)})
+            for key in [k for k in METHODS if not k.startswith(name)]:
+                METHODS.pop(key)
+            for r in pretraining(trials * 8, seeds, Path(folder)):
+                print(f"{r['method']:<28} valid {r['best_valid']:.4f}  test {r['test_mean']:.4f} ± "
+                      f"{r['test_std']:.4f} over {seeds} seeds  (search {r['search_s']:.0f} s)")
 
 
 if __name__ == "__main__":

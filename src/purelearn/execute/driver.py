@@ -123,13 +123,13 @@ def _layerwise(objective, space, seed, options: dict, expand: bool):
 
 
 def _stage_plan(strategy, workers: int, population) -> Schedule:
-    """A layer-wise search's batches: the candidates of a level on one parent train on one code,
-    as one population (a stage's trials, at most ``population`` together when it is a number)."""
-    size = max(len(strategy._settings(s)) for s in range(1, strategy.levels + 2)) * strategy.keep
-    if population != "auto":
-        size = population
-    return Schedule(workers, size, f"each level's candidates on the same parent train as one population "
-                                   f"(up to {size} trials per batch) in each of {workers} process(es)")
+    """A layer-wise search's batches: the candidates of a level on one parent train on its code,
+    as populations of at most ``population`` (or with "auto", split so that level 1's, on the
+    one parent there is, keep every worker busy)."""
+    candidates = max(len(strategy._settings(s)) for s in range(1, strategy.levels + 2))
+    size = population if population != "auto" else -(-candidates // workers)
+    return Schedule(workers, size, f"the candidates of a level on the same parent train as populations of up to "
+                                   f"{size} in each of {workers} process(es)")
 
 
 def _plan(objective, space, seed, trials, workers, population, memory_limit) -> Schedule:
