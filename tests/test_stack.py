@@ -158,3 +158,74 @@ def test_a_random_search_over_a_stack_trains_each_trial_whole(tmp_path):
     splits = cfg.data.splits()
     again = train_stack(splits, cfg.levels(), cfg.member())
     assert again.finetune.best_valid_error == pytest.approx(best.value)
+
+
+def test_the_probe_of_values_is_ridge_regression_and_of_one_class_the_error_of_guessing_it(scaled, rng):
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    Xv = rng.normal(size=(80, 5)).astype(np.float32)
+    w = np.array([1.0, -2.0, 0.5, 0.0, 3.0])
+    y, yv = X @ w + 0.1 * rng.normal(size=200), Xv @ w + 0.1 * rng.normal(size=80)
+    values = replace(scaled, X_train=X, y_train=y, X_valid=Xv, y_valid=yv, task="regression")
+    # ridge (penalty 1, intercept not penalized) in closed form
+    mx, my = X.mean(0), y.mean()
+    coef = np.linalg.solve((X - mx).T @ (X - mx) + np.eye(5), (X - mx).T @ (y - my))
+    expected = np.mean(((Xv - mx) @ coef + my - yv) ** 2)
+    assert probe(values) == pytest.approx(expected, rel=1e-4) and probe(values) < 0.05
+    one_class = replace(scaled, y_train=np.full(200, 3))
+    assert probe(one_class) == pytest.approx(np.mean(scaled.y_valid != 3))
+    assert probe(replace(scaled, task="multilabel")) is None
+
+
+def test_no_level_leaves_the_splits_as_they_are_and_an_empty_input_encodes_to_no_rows(scaled):
+    assert encoded(scaled, []) is scaled
+    c = load_config(None, QUICK)
+    stack = train_stack(scaled, c.levels(), c.member()).stack
+    from purelearn.train.stack import encode_through
+
+    assert encode_through(stack.levels, np.zeros((0, 64), np.float32)).shape == (0, 16)
+
+
+def test_pretraining_probes_by_default_and_says_what_each_level_trains_on(scaled):
+    import time
+
+    from purelearn.train.stack import pretrain, train_level
+
+    c = load_config(None, QUICK)
+    lines = []
+    start = time.perf_counter()
+    stack, levels = pretrain(scaled, c.levels(), announce=lines.append)
+    elapsed = time.perf_counter() - start
+    assert all(lv.probe_error is not None for lv in levels)
+    assert all(0 < lv.seconds <= elapsed for lv in levels) and sum(lv.seconds for lv in levels) <= elapsed
+    assert lines[0] == f"level 1/2: a 64-16 autoencoder on {len(scaled.inputs()):,} inputs " \
+                       f"({len(scaled.X_unlabeled):,} of them unlabeled)"
+    assert "probe error" in lines[1] and lines[2].startswith("level 2/2: a 16-16 autoencoder")
+    assert all(round(v, 3) == v for v in (levels[0].summary()["seconds"],))
+    everything = prepare(load("digits"), preprocess=["scale"], seed=0)
+    quiet = []
+    pretrain(everything, c.levels()[:1], announce=quiet.append, probe_it=False)
+    assert "unlabeled" not in quiet[0] and "probe" not in quiet[1]
+    # a level given only the levels below it computes their code itself
+    level, _, _ = train_level(scaled, stack.levels[:1], c.levels()[1])
+    assert level.result.best_valid_error == pytest.approx(levels[1].result.best_valid_error, rel=1e-5)
+
+
+def test_stored_models_are_read_as_what_they_are_and_nothing_else_is(scaled, tmp_path):
+    from purelearn.errors import PurelearnError
+    from purelearn.train.stack import FORMAT
+
+    c = load_config(None, QUICK)
+    result = train_stack(scaled, c.levels(), c.member())
+    model_bytes = result.finetune.model.to_bytes()
+    assert not isinstance(load_model(model_bytes), Stack)
+    with pytest.raises(PurelearnError, match="not a purelearn model"):
+        load_model(b"not a model")
+    with pytest.raises(PurelearnError, match="not a purelearn stack"):
+        Stack.from_bytes(model_bytes)
+    import io
+    from collections import OrderedDict as Payload        # a class: refused where tensors and plain values are read
+
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "levels": [], "extra": Payload(), "fn": np.linalg.solve}, buf)
+    with pytest.raises(PurelearnError, match="not a purelearn stack"):
+        Stack.from_bytes(buf.getvalue())
