@@ -171,6 +171,11 @@ def test_the_probe_of_values_is_ridge_regression_and_of_one_class_the_error_of_g
     coef = np.linalg.solve((X - mx).T @ (X - mx) + np.eye(5), (X - mx).T @ (y - my))
     expected = np.mean(((Xv - mx) @ coef + my - yv) ** 2)
     assert probe(values) == pytest.approx(expected, rel=1e-4) and probe(values) < 0.05
+    two = np.isin(scaled.y_train, [0, 1])
+    twoclass = replace(scaled, X_train=scaled.y_train[two, None].astype(np.float32), y_train=scaled.y_train[two],
+                       X_valid=scaled.y_valid[:, None].astype(np.float32), y_valid=scaled.y_valid)
+    assert probe(replace(twoclass, X_valid=twoclass.X_valid[scaled.y_valid < 2],
+                         y_valid=scaled.y_valid[scaled.y_valid < 2])) == 0.0   # a read-out, not a guess
     one_class = replace(scaled, y_train=np.full(200, 3))
     assert probe(one_class) == pytest.approx(np.mean(scaled.y_valid != 3))
     assert probe(replace(scaled, task="multilabel")) is None
@@ -178,11 +183,11 @@ def test_the_probe_of_values_is_ridge_regression_and_of_one_class_the_error_of_g
 
 def test_no_level_leaves_the_splits_as_they_are_and_an_empty_input_encodes_to_no_rows(scaled):
     assert encoded(scaled, []) is scaled
-    c = load_config(None, QUICK)
+    c = load_config(None, [*QUICK, "level2.hidden=12"])
     stack = train_stack(scaled, c.levels(), c.member()).stack
     from purelearn.train.stack import encode_through
 
-    assert encode_through(stack.levels, np.zeros((0, 64), np.float32)).shape == (0, 16)
+    assert encode_through(stack.levels, np.zeros((0, 64), np.float32)).shape == (0, 12)
 
 
 def test_pretraining_probes_by_default_and_says_what_each_level_trains_on(scaled):
@@ -208,6 +213,7 @@ def test_pretraining_probes_by_default_and_says_what_each_level_trains_on(scaled
     # a level given only the levels below it computes their code itself
     level, _, _ = train_level(scaled, stack.levels[:1], c.levels()[1])
     assert level.result.best_valid_error == pytest.approx(levels[1].result.best_valid_error, rel=1e-5)
+    assert level.probe_error == levels[1].probe_error
 
 
 def test_stored_models_are_read_as_what_they_are_and_nothing_else_is(scaled, tmp_path):
@@ -229,3 +235,22 @@ def test_stored_models_are_read_as_what_they_are_and_nothing_else_is(scaled, tmp
     torch.save({"format": FORMAT, "levels": [], "extra": Payload(), "fn": np.linalg.solve}, buf)
     with pytest.raises(PurelearnError, match="not a purelearn stack"):
         Stack.from_bytes(buf.getvalue())
+    # reading a stored model never runs code from it
+    marker = tmp_path / "ran"
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "levels": [], "x": _Runs(str(marker))}, buf)
+    with pytest.raises(PurelearnError):
+        load_model(buf.getvalue())
+    assert not marker.exists()
+
+
+class _Runs:
+    """Unpickled, it would make a folder: what a hostile file could do instead."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return os.makedirs, (self.path,)
