@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--find-lr", action="store_true",
                        help="first search the learning rate (§2.1: the largest that does not diverge, by "
                             "factors of 3, halved), print the rates tried, then train with it")
+    check = commands.add_parser("check", help="check a config's gradients (§4.1); exit 1 when wrong",
+                                description="Check the model's training signal against centered finite "
+                                            "differences of its criterion, per tensor and layer (§4.1).")
+    check.add_argument("config", help="TOML file with [data], [model] and [train] sections")
+    check.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key with a TOML value")
+    check.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
     tune = commands.add_parser("tune", help="search hyper-parameters; the study is kept in a store",
                                description="Search the [search.space] of a config; running again extends or "
                                            "resumes the same study.")
@@ -169,6 +176,27 @@ def train_stack_command(args, config, splits) -> int:
           f"{r.examples_seen_at_best:,} examples; stopped by {r.stopped_because} after {r.examples_seen:,} "
           f"examples in {r.seconds:.1f} s")
     return 0
+
+
+def check_command(args) -> int:
+    """§4.1: the gradient check of the config's model (the fine-tuned network of a stack);
+    exit 1 when a tensor's gradient is wrong."""
+    from .diagnose import check_gradients
+
+    config = load_config(args.config, args.overrides)
+    gradients = check_gradients(config.member(), config.data.splits())
+    if args.json:
+        print(json.dumps({"ok": gradients.ok, "gradients": gradients.summary()}))
+        return 0 if gradients.ok else 1
+    if gradients.skipped:
+        print(f"gradients: not checked, {gradients.skipped}")
+    for t in gradients.tensors:
+        print(f"{t.name:>6}  layer {t.layer}  relative error {t.error:.2e}  ({t.probed})  "
+              f"{'ok' if t.ok else 'WRONG'}")
+    if not gradients.skipped:
+        print("gradients: right" if gradients.ok else
+              f"gradients: wrong in layer(s) {', '.join(map(str, gradients.wrong_layers))}")
+    return 0 if gradients.ok else 1
 
 
 def _finite(v: float) -> float | None:
@@ -410,7 +438,7 @@ def report_command(args) -> int:
     return 0
 
 
-COMMANDS = {"train": train_command, "tune": tune_command, "trials": trials_command, "best": best_command,
+COMMANDS = {"train": train_command, "check": check_command, "tune": tune_command, "trials": trials_command, "best": best_command,
             "report": report_command}
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class Family(abc.ABC):
     supervised = True                  # learns targets y; otherwise its own input
     fused = False                      # has ``sgd_step``: plain SGD fused into its backward pass
     leaves_out_constant_inputs = False  # may train without inputs zero in every training example
+    gradient_of_criterion = True       # its training signal is the gradient of its criterion (§4.1 checks it)
 
     @abc.abstractmethod
     def check(self, spec, splits):

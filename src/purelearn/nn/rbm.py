@@ -151,6 +151,7 @@ class RBMFamily(OneHiddenLayer):
 
     name = "rbm"
     spec = RBM
+    gradient_of_criterion = False      # CD-k estimates the likelihood's gradient
     def n_layers(self, spec) -> int:
         return 1
 
