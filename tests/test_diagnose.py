@@ -2,13 +2,18 @@
 caught and located in their layer."""
 
 import json
+from dataclasses import replace
+from typing import ClassVar
 
 import pytest
 import torch
 
 from purelearn.cli import main
 from purelearn.config import load_config
-from purelearn.diagnose import check_gradients
+from purelearn.diagnose import check_gradients, check_overfitting
+from purelearn.nn import MLP
+from purelearn.nn.family import register
+from purelearn.train import Member, Training
 from purelearn.nn.activations import activation as activation_fn
 from purelearn.nn.autoencoder import AutoEncoderFamily
 from purelearn.nn.losses import output_delta
@@ -104,10 +109,38 @@ def test_an_rbm_says_why_it_has_no_gradient_to_check():
 
 def test_check_from_the_command_line(capsys, tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[model]\nhidden = [16, 16]\n')
+    cfg.write_text('[data]\npreprocess = ["standardize"]\n[model]\nhidden = [16, 16]\n[train]\nlr = 0.1\n')
     assert main(["check", str(cfg), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["gradients"]["ok"] and {t["tensor"] for t in out["gradients"]["tensors"]} >= {"W0", "b2"}
     assert main(["check", str(cfg)]) == 0
     text = capsys.readouterr().out
-    assert "W0" in text and "gradients: right" in text
+    assert "W0" in text and "gradients: right" in text and "SGD and L-BFGS both fit 100" in text
+
+
+class BrokenSpec(MLP):
+    family: ClassVar[str] = "mlp-with-a-bug"
+
+
+@register
+class WrongSignFamily(BrokenMLP):
+    """Registered, so that the whole engine trains with the bug (by its signal, not fused)."""
+
+    name, spec, fused = "mlp-with-a-bug", BrokenSpec, False
+
+    def __init__(self):
+        super().__init__("sign")
+
+
+def test_overfitting_a_small_set_tells_the_optimizer_from_the_code():
+    c = load_config(None, ["model.hidden=[32]", "train.lr=0.1"])
+    splits = c.data.splits()
+    fine = check_overfitting(c.member(), splits)
+    assert fine.ok and fine.sgd_error <= 0.02 and fine.lbfgs_error <= 0.02 and fine.examples == 100
+    slow = check_overfitting(replace(c.member(), train=replace(c.member().train, lr=1e-5)), splits)
+    assert not slow.ok and slow.lbfgs_error <= 0.02 and "optimizer's settings" in slow.verdict
+    broken = Member(BrokenSpec(hidden=(16, 16)), Training(lr=0.1))
+    bad = check_overfitting(broken, splits)
+    assert not bad.ok and bad.lbfgs_error > 0.02 and "the model or the code" in bad.verdict
+    assert check_overfitting(load_config(None, ["model.family=autoencoder", "model.hidden=8"]).member(),
+                             splits).skipped

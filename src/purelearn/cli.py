@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--find-lr", action="store_true",
                        help="first search the learning rate (§2.1: the largest that does not diverge, by "
                             "factors of 3, halved), print the rates tried, then train with it")
-    check = commands.add_parser("check", help="check a config's gradients (§4.1); exit 1 when wrong",
+    check = commands.add_parser("check", help="check a config's gradients and that it can overfit (§4.1); "
+                                                  "exit 1 when wrong",
                                 description="Check the model's training signal against centered finite "
-                                            "differences of its criterion, per tensor and layer (§4.1).")
+                                            "differences of its criterion, per tensor and layer, and that SGD "
+                                            "and L-BFGS fit a small training subset (§4.1).")
     check.add_argument("config", help="TOML file with [data], [model] and [train] sections")
     check.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key with a TOML value")
@@ -179,15 +181,18 @@ def train_stack_command(args, config, splits) -> int:
 
 
 def check_command(args) -> int:
-    """§4.1: the gradient check of the config's model (the fine-tuned network of a stack);
-    exit 1 when a tensor's gradient is wrong."""
-    from .diagnose import check_gradients
+    """§4.1: the gradient check of the config's model (the fine-tuned network of a stack) and
+    controlled overfitting; exit 1 when a gradient is wrong or a small set can't be fitted."""
+    from .diagnose import check_gradients, check_overfitting
 
     config = load_config(args.config, args.overrides)
-    gradients = check_gradients(config.member(), config.data.splits())
+    splits = config.data.splits()
+    gradients = check_gradients(config.member(), splits)
+    overfit = check_overfitting(config.member(), splits)
+    ok = gradients.ok and overfit.ok
     if args.json:
-        print(json.dumps({"ok": gradients.ok, "gradients": gradients.summary()}))
-        return 0 if gradients.ok else 1
+        print(json.dumps({"ok": ok, "gradients": gradients.summary(), "overfitting": overfit.summary()}))
+        return 0 if ok else 1
     if gradients.skipped:
         print(f"gradients: not checked, {gradients.skipped}")
     for t in gradients.tensors:
@@ -196,7 +201,9 @@ def check_command(args) -> int:
     if not gradients.skipped:
         print("gradients: right" if gradients.ok else
               f"gradients: wrong in layer(s) {', '.join(map(str, gradients.wrong_layers))}")
-    return 0 if gradients.ok else 1
+    errors = "" if overfit.skipped else f" (training error: SGD {overfit.sgd_error:.3f}, L-BFGS {overfit.lbfgs_error:.3f})"
+    print(f"overfitting a small set: {overfit.verdict}{errors}")
+    return 0 if ok else 1
 
 
 def _finite(v: float) -> float | None:
