@@ -94,9 +94,7 @@ class Model:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "the model") -> "Model":
         try:
-            state = torch.load(io.BytesIO(data), weights_only=True)
-            if not isinstance(state, dict) or state.get("format") != FORMAT:
-                raise ValueError(f"format {state.get('format') if isinstance(state, dict) else None!r}")
+            state = read_state(data, FORMAT)
             spec = dict(state["spec"])
             kind = FAMILIES[spec.pop("family", "mlp")].spec
             if isinstance(spec.get("hidden"), list):
@@ -123,6 +121,15 @@ class Model:
         except OSError as e:
             raise PurelearnError(f"can't read the model file {str(path)!r} ({e.strerror}).") from None
         return cls.from_bytes(data, f"{str(path)!r}")
+
+
+def read_state(data: bytes, format: str) -> dict:
+    """The tensors and plain values of bytes written as ``format``; nothing else is read (no
+    code in a file runs). A ValueError (or torch's) for anything else."""
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != format:
+        raise ValueError(f"format {state.get('format') if isinstance(state, dict) else None!r}")
+    return state
 
 
 def _plain(d: dict) -> dict:

@@ -23,7 +23,7 @@ from ..errors import ConfigError, PurelearnError
 from ..nn import family_of
 from .fit import check_member, fit
 from .hyper import Member
-from .model import Model
+from .model import Model, read_state
 from .result import Result
 
 FORMAT = "purelearn.stack/1"
@@ -63,9 +63,7 @@ class Stack:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "the stack") -> "Stack":
         try:
-            state = torch.load(io.BytesIO(data), weights_only=True)
-            if not isinstance(state, dict) or state.get("format") != FORMAT:
-                raise ValueError(f"format {state.get('format') if isinstance(state, dict) else None!r}")
+            state = read_state(data, FORMAT)
             return cls([Model.from_bytes(b, f"level {n + 1} of {source}") for n, b in enumerate(state["levels"])])
         except PurelearnError:
             raise
@@ -77,11 +75,10 @@ class Stack:
 def load_model(data: bytes, source: str = "the model") -> Model | Stack:
     """A stored model: a network (:class:`Model`) or pre-trained levels (:class:`Stack`)."""
     try:
-        state = torch.load(io.BytesIO(data), weights_only=True)
-        stack = isinstance(state, dict) and state.get("format") == FORMAT
-    except Exception:  # reported by Model.from_bytes, with the reason
-        stack = False
-    return Stack.from_bytes(data, source) if stack else Model.from_bytes(data, source)
+        read_state(data, FORMAT)
+    except Exception:  # not a stack: read as a model, or refused with the reason
+        return Model.from_bytes(data, source)
+    return Stack.from_bytes(data, source)
 
 
 def encode_through(levels: list[Model], X: np.ndarray) -> np.ndarray:
