@@ -784,3 +784,30 @@ def test_the_rate_search_takes_its_smallest_allowed_settings():
     # find the boundary (not refused for its arguments)
     with pytest.raises(ConfigError, match="no rate up to|every rate down to"):
         find_learning_rate(splits, member, margin=1, tries=1, rounds=1)
+
+
+# ---- train/population.py, on the code after the model-family seam ----------------------------
+
+from purelearn.data import load as load_dataset                                 # noqa: E402
+
+
+def test_data_holds_only_the_labeled_training_inputs_unless_asked():
+    splits = prepare(load_dataset("digits"), preprocess=["standardize"], seed=0, labeled=100)
+    assert len(Data(splits, torch.device("cpu")).X_train) == 100
+    assert len(Data(splits, torch.device("cpu"), unlabeled=True).X_train) == len(splits.inputs())
+
+
+def test_a_population_runs_to_the_results_of_its_members_in_order(digits):
+    members = [check_member(Member(MLP(hidden=(8,)), Training(lr=lr, max_epochs=1, seed=3)), digits)
+               for lr in (0.3, 0.01)]
+    results = Population(members, Data(digits, torch.device("cpu"))).run()
+    assert [r.member.train.lr for r in results] == [0.3, 0.01]
+
+
+def test_validation_comes_each_time_a_multiple_of_valid_every_is_crossed(digits):
+    r = fit(digits, Member(MLP(hidden=(8,)), Training(lr=0.1, max_epochs=2, valid_every=500, batch_size=32)))
+    n = len(digits.X_train)
+    seen = [row["examples_seen"] for row in r.curve]
+    ends = [k * n + min(s + 32, n) for k in range(2) for s in range(0, n, 32)]      # after each minibatch
+    crossed = [e for prev, e in zip([0, *ends], ends) if e // 500 > prev // 500]
+    assert seen == crossed + ([2 * n] if crossed[-1] != 2 * n else [])             # and where the budget ends
