@@ -126,7 +126,7 @@ def _stage_plan(strategy, workers: int, population) -> Schedule:
     """A layer-wise search's batches: the candidates of a level on one parent train on its code,
     as populations of at most ``population`` (or with "auto", split so that level 1's, on the
     one parent there is, keep every worker busy)."""
-    candidates = max(len(strategy._settings(s)) for s in range(1, strategy.levels + 2))
+    candidates = max(len(strategy.candidate_settings(s)) for s in range(1, strategy.levels + 2))
     size = population if population != "auto" else -(-candidates // workers)
     return Schedule(workers, size, f"the candidates of a level on the same parent train as populations of up to "
                                    f"{size} in each of {workers} process(es)")

@@ -114,7 +114,7 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
     from ..search.layerwise import FINETUNE, LEVEL, SCREEN
     from ..train import check_member
     from ..train.fit import inputs_of
-    from ..train.stack import Stack, finetuned
+    from ..train.stack import Stack, encoded, finetuned
 
     level, parent = params.get(LEVEL), params.get(PARENT_MODEL)
     try:
@@ -132,7 +132,7 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
             member = finetuned(Stack(below), cfg.member(), splits)
             return _Job(member, splits, (data_key(cfg), cfg.device, *inputs_of([member])))
         digest = hashlib.sha1(parent).hexdigest() if parent is not None else None
-        code = _once(_SPLITS, (data_key(cfg), digest), lambda: _encoded(splits, below))
+        code = _once(_SPLITS, (data_key(cfg), digest), lambda: encoded(splits, below))
         member = check_member(cfg.levels()[level - 1], code)
         screen = params.get(SCREEN)
         if screen:
@@ -141,12 +141,6 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
         return _Job(member, code, key, below=tuple(below), level=True, screen=screen)
     except PurelearnError as e:
         return _Job(error=f"{type(e).__name__}: {e}")
-
-
-def _encoded(splits, below):
-    from ..train.stack import encoded
-
-    return encoded(splits, list(below))
 
 
 @dataclass

@@ -95,14 +95,14 @@ class Layerwise(Strategy):
     @property
     def planned(self) -> int:
         """Trials in all, when every stage keeps K parents."""
-        sizes = [len(self._settings(s)) * (1 if s == 1 else self.keep) for s in range(1, self.levels + 2)]
+        sizes = [len(self.candidate_settings(s)) * (1 if s == 1 else self.keep) for s in range(1, self.levels + 2)]
         return sum(sizes) + (sum(self._chosen(n) for n in sizes[:-1]) if self.screen else 0)
 
     def _chosen(self, screened: int) -> int:
         """How many of ``screened`` candidates are trained in full."""
         return max(1, math.ceil(self.screen * screened - 1e-9))
 
-    def _settings(self, stage: int) -> list[dict]:
+    def candidate_settings(self, stage: int) -> list[dict]:
         """The candidate settings C of a stage, the same on top of every H."""
         space = self.finetune_space if stage > self.levels else self.level_spaces[stage - 1]
         if space is None:
@@ -118,7 +118,7 @@ class Layerwise(Strategy):
         self.screening = bool(self.screen) and level != FINETUNE
         how = {SCREEN: self.screen_epochs} if self.screening else {}
         self.plan = {}
-        for c in self._settings(self.stage):
+        for c in self.candidate_settings(self.stage):
             for n, h in parents:
                 settings = {k: v for k, v in h.items() if k not in PLACE}
                 self.plan[first + len(self.plan)] = {LEVEL: level, PARENT: n, **how, **settings, **c}
