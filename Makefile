@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/purelearn train examples/mnist5k-mlp.toml
 
+# The report's browser test needs Debian's headless Chromium: installed here when missing, as root
+# with apt-get; elsewhere that one test skips, saying so.
 test: $(STAMP)
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } || true
 	$(BIN)/python -m pytest -q
 
 # By hand, about 20 minutes on 2 cores; figures go to benchmarks/RESULTS.md.
@@ -32,3 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/random_vs_grid.py
 	$(BIN)/python benchmarks/random_vs_grid.py --shifted
 	$(BIN)/python benchmarks/search_speed.py
+	$(BIN)/python benchmarks/report_pictures.py

@@ -107,4 +107,4 @@ def test_a_schema_2_store_keeps_its_best_model_when_upgraded(tmp_path):
     reopened = Store(db)
     assert reopened.best_model(reopened.study("o")) == best
     with sqlite3.connect(db) as c:
-        assert c.execute("SELECT value FROM purelearn_info WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert c.execute("SELECT value FROM purelearn_info WHERE key = 'schema_version'").fetchone() == ("4",)

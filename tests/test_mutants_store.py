@@ -167,10 +167,10 @@ def _tables(db):
 def test_a_new_store_file_has_every_table_the_schema_version_and_a_write_ahead_log(tmp_path):
     db = tmp_path / "s.db"
     store = Store(db)
-    assert _tables(db) == {"purelearn_info", "studies", "trials", "test_evaluations", "models"}
-    assert SCHEMA_VERSION == 3
+    assert _tables(db) == {"purelearn_info", "studies", "trials", "test_evaluations", "models", "statistics"}
+    assert SCHEMA_VERSION == 4
     with sqlite3.connect(db) as c:
-        assert c.execute("SELECT key, value FROM purelearn_info").fetchall() == [("schema_version", "3")]
+        assert c.execute("SELECT key, value FROM purelearn_info").fetchall() == [("schema_version", "4")]
         assert c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     with store.engine.connect() as c:                              # every connection: these settings
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
@@ -279,6 +279,25 @@ def test_a_schema_1_store_is_upgraded_when_written_and_left_as_it_is_when_read(t
     store.start_trial(study, Trial(0, {}, "running"))
     store.finish_trial(study, Trial(0, {}, "complete", 0.5), b"m")
     assert Store(written, create=False).best_model(study) == (0, b"m")
+
+
+def test_a_schema_3_store_gains_the_statistics_table_when_written_and_keeps_its_trials(tmp_path):
+    old = ("DROP TABLE statistics", "UPDATE purelearn_info SET value = '3'")
+    db = _store_with(tmp_path, "s3.db", *old)
+    reader = Store(db, create=False)
+    assert "statistics" not in _tables(db) and _version(db) == "3"
+    store = Store(db)
+    assert "statistics" in _tables(db) and _version(db) == "4"
+    study = store.create_study("s", "random", {}, {})
+    store.start_trial(study, Trial(0, {}, "running"))
+    store.finish_trial(study, Trial(0, {}, "complete", 0.5), b"m", stats=b"numbers")
+    store.start_trial(study, Trial(1, {}, "running"))
+    store.finish_trial(study, Trial(1, {}, "complete", 0.7))
+    assert store.statistics(study, 0) == b"numbers" and store.statistics(study, 1) is None
+    assert reader.statistics(study, 0) == b"numbers"
+    store.start_trial(study, Trial(0, {}, "running"), replace=True)         # written again: replaced
+    store.finish_trial(study, Trial(0, {}, "complete", 0.5), stats=b"again")
+    assert store.statistics(study, 0) == b"again"
 
 
 def test_studies_are_created_read_updated_and_listed_in_creation_order():
@@ -406,7 +425,8 @@ def test_a_store_a_second_run_opens_while_the_first_creates_it_is_created_once(t
         time.sleep(0.3)
         assert not opened and _tables(db) == set()                 # waiting for the lock
     t.join()
-    assert opened and _tables(db) == {"purelearn_info", "studies", "trials", "test_evaluations", "models"}
+    assert opened and _tables(db) == {"purelearn_info", "studies", "trials", "test_evaluations", "models",
+                                      "statistics"}
 
 
 def test_opening_an_existing_store_never_waits_for_a_run_creating_one(tmp_path):

@@ -468,7 +468,7 @@ def test_the_training_defaults_are_the_documented_ones():
                     momentum_form="average", polyak=False, l1=0.0, l2=0.0, decay_biases=False, lr_scale=(),
                     sparsity="none", sparsity_coef=0.0, sparsity_target=0.05, patience=10000, patience_increase=2.0,
                     patience_mode="multiply", improvement=0.005, significance=0.0, valid_every=0, max_epochs=100,
-                    divergence=10.0, seed=0)
+                    divergence=10.0, seed=0, monitor=0)
     from dataclasses import asdict
     assert asdict(Training()) == expected
 

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key with a TOML value, e.g. --set model.hidden=[256,256]")
     train.add_argument("--seed", type=int, help="shorthand for --set train.seed=N")
+    train.add_argument("--monitor", type=int, metavar="N", help="every N examples, statistics of every layer "
+                       "(§4.2: activations, gradients, weights, updates, saturation, linear probes); shorthand "
+                       "for --set train.monitor=N")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     train.add_argument("--find-lr", action="store_true",
                        help="first search the learning rate (§2.1: the largest that does not diverge, by "
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config or [search] key with a TOML value, e.g. --set search.seed=3")
     tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    tune.add_argument("--monitor", type=int, metavar="N", help="every N examples, statistics of every layer of "
+                      "every trial, kept in the store for the report (shorthand for --set train.monitor=N)")
     tune.add_argument("--evaluate-test", action="store_true",
                       help="evaluate the selected configuration on the test split, once per study")
     tune.add_argument("--force", action="store_true", help="with --evaluate-test: evaluate again (recorded)")
@@ -85,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--out", help="write the TOML to this file (only when it succeeds) instead of stdout")
             p.add_argument("--model", metavar="FILE", help="also save the best trial's trained model (weights, "
                            "architecture, fitted preprocessing, labels) for purelearn.Model.load")
+    advise = commands.add_parser("advise", help="the chapter's advice on a config or a study, each with its section",
+                                 description="Check a TOML config (its [search] section too) or a study against "
+                                             "the chapter's recommendations (§3-§3.4) and say what to change.")
+    advise.add_argument("path", help="a TOML config, or a study store (a .db SQLite file or a database URL)")
+    advise.add_argument("--study", help="study name (needed when the store holds several)")
+    advise.add_argument("--json", action="store_true", help="print the advice as one JSON object on stdout")
     args = parser.parse_args(argv)
     from .execute.workers import keep_freed_memory
 
@@ -112,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args) -> int:
+    from .diagnose import diagnose
     from .nn import family_of
     from .train import check_member, find_learning_rate, fit, resolve_device
     from .train.memory import default_memory_limit
 
-    overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
+    overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else []) + _monitor(args)
     config = load_config(args.config, overrides)
     splits = config.data.splits()
     if config.pretrain.levels:
@@ -136,11 +148,15 @@ def train_command(args) -> int:
     result = fit(splits, member, device=device, progress=show, memory_limit=default_memory_limit(device.type))
     show.close()
     summary = result.summary() | {"config": config.to_dict()}
+    if result.statistics is not None:
+        summary["statistics"] = result.statistics.summary()
     if search is not None:
         summary["lr_search"] = {"rate": search.rate, "largest_stable": search.largest_stable,
                                 "runs": [{"rate": r.rate, "start_criterion": _finite(r.start_criterion),
                                           "end_criterion": _finite(r.end_criterion), "diverged": r.diverged}
                                          for r in search.runs]}
+    diagnosis = diagnose(result)
+    summary["diagnosis"] = diagnosis.summary()
     if args.json:
         print(json.dumps(summary))
     else:
@@ -148,11 +164,43 @@ def train_command(args) -> int:
         print(f"best validation error {result.best_valid_error:.4f} ({beside} {result.best_valid_loss:.4f}) "
               f"after {result.examples_seen_at_best:,} examples; stopped by {result.stopped_because} "
               f"after {result.examples_seen:,} examples in {result.seconds:.1f} s")
+        print(diagnosis.text)
+        if result.statistics is not None:
+            show_statistics(result.statistics)
     return 0
 
 
+def show_statistics(stats) -> None:
+    """The last snapshot of the layers' statistics as a table, and what in it needs attention."""
+    from .diagnose import findings, layer_table
+
+    table = layer_table(stats)
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    print(f"layer statistics after {table['examples_seen']:,} examples (on the first monitored training examples):")
+    print(f"  {'units':<15}{'mean':>9}{'std':>9}{'grad std':>10}{'saturated':>10}{'dead':>7}{'probe error':>12}")
+    for u in table["units"]:
+        print(f"  {u['layer'] + ' (' + u['activation'] + ')':<15}{num(u['mean'], '.3f'):>9}{num(u['std'], '.3f'):>9}"
+              f"{num(u['grad_std'], '.1e'):>10}{num(u['saturated'], '.0%'):>10}{num(u['dead'], '.0%'):>7}"
+              f"{num(u['probe_error'], '.3f'):>12}")
+    print(f"  {'tensor':<15}{'std':>9}{'grad std':>10}{'update/weight':>15}")
+    for t in table["tensors"]:
+        print(f"  {t['tensor']:<15}{num(t['std'], '.3f'):>9}{num(t['grad_std'], '.1e'):>10}"
+              f"{num(t['update_ratio'], '.1e'):>15}")
+    for line in findings(stats):
+        print(f"  ! {line}")
+
+
+def _monitor(args) -> list[str]:
+    return [] if args.monitor is None else [f"train.monitor={args.monitor}"]
+
+
 def train_stack_command(args, config, splits) -> int:
-    """Pre-train the levels, then fine-tune: a line as each level starts and ends (§1.1)."""
+    """Pre-train the levels, then fine-tune: a line as each level starts and ends (§1.1), and
+    the diagnosis of the fine-tuning's curves (§4.1)."""
+    from .diagnose import diagnose
     from .train import check_member, resolve_device
     from .train.stack import train_stack
 
@@ -165,7 +213,8 @@ def train_stack_command(args, config, splits) -> int:
     result = train_stack(splits, levels, config.member(), device=device, probe_it=config.pretrain.probe,
                          progress=show, announce=show.note)
     show.close()
-    summary = result.summary() | {"config": config.to_dict()}
+    diagnosis = diagnose(result.finetune)
+    summary = result.summary() | {"config": config.to_dict(), "diagnosis": diagnosis.summary()}
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -177,21 +226,25 @@ def train_stack_command(args, config, splits) -> int:
     print(f"fine-tuned: best validation error {r.best_valid_error:.4f} (loss {r.best_valid_loss:.4f}) after "
           f"{r.examples_seen_at_best:,} examples; stopped by {r.stopped_because} after {r.examples_seen:,} "
           f"examples in {r.seconds:.1f} s")
+    print(diagnosis.text)
     return 0
 
 
 def check_command(args) -> int:
-    """§4.1: the gradient check of the config's model (the fine-tuned network of a stack) and
-    controlled overfitting; exit 1 when a gradient is wrong or a small set can't be fitted."""
-    from .diagnose import check_gradients, check_overfitting
+    """§4.1: the gradient check of the config's model (the fine-tuned network of a stack),
+    controlled overfitting and NaN poisoning; exit 1 when a gradient is wrong, a small set can't
+    be fitted, or a buffer is read before it is written."""
+    from .diagnose import check_gradients, check_overfitting, check_poisoning
 
     config = load_config(args.config, args.overrides)
     splits = config.data.splits()
     gradients = check_gradients(config.member(), splits)
     overfit = check_overfitting(config.member(), splits)
-    ok = gradients.ok and overfit.ok
+    poisoning = check_poisoning(config.member(), splits)
+    ok = gradients.ok and overfit.ok and poisoning.ok
     if args.json:
-        print(json.dumps({"ok": ok, "gradients": gradients.summary(), "overfitting": overfit.summary()}))
+        print(json.dumps({"ok": ok, "gradients": gradients.summary(), "overfitting": overfit.summary(),
+                          "poisoning": poisoning.summary()}))
         return 0 if ok else 1
     if gradients.skipped:
         print(f"gradients: not checked, {gradients.skipped}")
@@ -203,6 +256,7 @@ def check_command(args) -> int:
               f"gradients: wrong in layer(s) {', '.join(map(str, gradients.wrong_layers))}")
     errors = "" if overfit.skipped else f" (training error: SGD {overfit.sgd_error:.3f}, L-BFGS {overfit.lbfgs_error:.3f})"
     print(f"overfitting a small set: {overfit.verdict}{errors}")
+    print(f"NaN poisoning: {poisoning.verdict}" + (f" ({poisoning.skipped})" if poisoning.skipped else ""))
     return 0 if ok else 1
 
 
@@ -281,7 +335,7 @@ def tune_command(args) -> int:
     flags = {k: v for k, v in (("trials", args.trials), ("workers", args.workers), ("strategy", args.strategy),
                                ("store", args.store), ("study", args.study), ("population", args.population),
                                ("memory_limit", args.memory_limit)) if v is not None}
-    config, spec, table = load_search(args.config, args.overrides, flags)
+    config, spec, table = load_search(args.config, list(args.overrides) + _monitor(args), flags)
     space = parse_space(table)
     store = spec.store or f"runs/{Path(args.config).stem}.db"
     study_name = spec.study or Path(args.config).stem
@@ -445,8 +499,50 @@ def report_command(args) -> int:
     return 0
 
 
+def advise_command(args) -> int:
+    """The chapter's advice on a config or a study: a paragraph per advice, each with its section."""
+    from .diagnose import advise
+    from .diagnose.advise import checked_rules
+
+    if _names_a_store(args.path):
+        subject = _open_study(argparse.Namespace(store=args.path, study=args.study))
+        kind = f"study {subject.name!r}"
+    else:
+        if not os.path.exists(args.path):
+            raise ConfigError(f"advise: {args.path!r} does not exist; give a TOML config (.toml) or a study store "
+                              "(a .db SQLite file or a database URL).")
+        if args.study is not None:
+            raise ConfigError(f"--study {args.study!r} names a study in a store, but {args.path!r} is a config; "
+                              "give the store's path instead, or leave --study out.")
+        subject, kind = args.path, "config"
+    advice, checked = advise(subject), checked_rules(subject)
+    if args.json:
+        print(json.dumps({"subject": kind, "checked": checked, "advice": [a.summary() for a in advice]}))
+        return 0
+    if advice:
+        print("\n\n".join(a.text for a in advice))
+    else:
+        print(f"no advice: the {kind} passes every check that applies to it ({', '.join(checked)}).")
+    return 0
+
+
+def _names_a_store(path: str) -> bool:
+    """A database URL, or a file named or written as a SQLite database (not a TOML config)."""
+    from pathlib import Path
+
+    from .store.urls import SQLITE_HEADER
+
+    if "://" in path or path == ":memory:" or Path(path).suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
 COMMANDS = {"train": train_command, "check": check_command, "tune": tune_command, "trials": trials_command, "best": best_command,
-            "report": report_command}
+            "report": report_command, "advise": advise_command}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -42,10 +42,13 @@ class DataSpec:
     seed: int = 0
     labeled: float = 0.0
 
+    def dataset(self):
+        """The data as loaded, before it is split."""
+        return load(self.name, target=self.target or None, labels=self.labels or None, task=self.task)
+
     def splits(self) -> Splits:
-        data = load(self.name, target=self.target or None, labels=self.labels or None, task=self.task)
-        return prepare(data, valid=self.valid, test=self.test, seed=self.seed, preprocess=self.preprocess,
-                       labeled=self.labeled)
+        return prepare(self.dataset(), valid=self.valid, test=self.test, seed=self.seed,
+                       preprocess=self.preprocess, labeled=self.labeled)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ the code."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -79,6 +80,10 @@ def _lbfgs_error(family, member: Member, small, steps: int) -> float:
         return criterion.sum()
 
     with torch.no_grad():
-        optimizer.step(closure)
+        try:
+            optimizer.step(closure)
+        except RuntimeError:          # a criterion that overflowed: a model that can't be fitted
+            return float("inf")
         errors, _ = family.evaluate(member.model, params, extras, data.X_valid, data.y_valid)
-    return float(errors.mean())
+    error = float(errors.mean())
+    return error if math.isfinite(error) else float("inf")

@@ -343,7 +343,8 @@ class _Driver:
         if trial.ranked:
             bisect.insort(self.ranks, trial.rank)
             kept = not self.keep or self.ranks.index(trial.rank) < self.keep   # among the K best: its model stays
-        self.store.finish_trial(self.record, trial, outcome.model if kept else None, keep=self.keep)
+        self.store.finish_trial(self.record, trial, outcome.model if kept else None, keep=self.keep,
+                                stats=outcome.statistics)
         self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
         self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None)
         self.store.drop_models(self.record, self.strategy.released_models())

@@ -26,6 +26,7 @@ class Outcome:
     curve: list = field(default_factory=list)
     error: str | None = None
     model: bytes | None = None       # the trained model (``train.Model``), kept if it is the best
+    statistics: bytes | None = None  # its layers' statistics (``train.monitor``), when monitored
 
 
 def apply_params(config: Config, params: dict, seed: int) -> Config:
@@ -84,7 +85,12 @@ def _data(key: tuple, splits):
 
 def _outcome(result) -> Outcome:
     value = result.best_valid_error if math.isfinite(result.best_valid_error) else None
-    return Outcome("diverged" if result.diverged else "complete", value, result.curve, model=result.model.to_bytes())
+    return Outcome("diverged" if result.diverged else "complete", value, result.curve, model=result.model.to_bytes(),
+                   statistics=_statistics(result))
+
+
+def _statistics(result) -> bytes | None:
+    return None if result is None or result.statistics is None else result.statistics.to_bytes()
 
 
 PARENT_MODEL = "parent model"   # in a job's parameters: the trained levels its trial builds on (never stored)
@@ -255,7 +261,7 @@ class ConfigObjective:
             value = score if score is not None and math.isfinite(score) else None
             diverged = result is not None and result.diverged
             yield j, Outcome("diverged" if diverged else "complete", value, [] if result is None else result.curve,
-                             model=stack.to_bytes())
+                             model=stack.to_bytes(), statistics=_statistics(result))
 
 
 @dataclass

@@ -62,6 +62,20 @@ class Study:
         return {n: load_model(data, f"the model of trial {n} of study {self.name!r}")
                 for n, data in self.store.models(self.record)}
 
+    def statistics(self, number: int):
+        """Trial ``number``'s layers' statistics (``train.monitor.Statistics``), or None when it
+        was not monitored (``train.monitor``)."""
+        from ..train.monitor import Statistics
+
+        data = self.store.statistics(self.record, number)
+        if data is None:
+            return None
+        try:
+            return Statistics.from_bytes(data)
+        except Exception as e:  # any unreadable content is the same error to a user
+            raise PurelearnError(f"the statistics of trial {number} of study {self.name!r} are not in a form this "
+                                 f"version reads ({type(e).__name__}).") from None
+
     def efficiency_curve(self) -> list[dict]:
         return efficiency_curve([t.value for t in self.finished()])
 

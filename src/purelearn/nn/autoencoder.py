@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError, unknown
 from .activations import activation as activation_fn
 from .activations import canonical
-from .family import Members, OneHiddenLayer, hidden_size, one, register
+from .family import Layer, Members, OneHiddenLayer, hidden_size, one, register
 from .init import SCHEMES, init_bound
 from .mlp import stack_members, unit_masks
 from .penalties import sparsity_penalty
@@ -106,14 +106,18 @@ def jacobian_norms(h: torch.Tensor, W: torch.Tensor, activation: str) -> torch.T
 
 def encode(params: dict, X: torch.Tensor, activation: str, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The code h [P, B, H] of inputs X [P, B, d] (or [B, d], shared by the members)."""
+    h = activation_fn(activation).apply(code_input(params, X))
+    return h if mask is None else h * mask
+
+
+def code_input(params: dict, X: torch.Tensor) -> torch.Tensor:
+    """The code's pre-activations a = W x + b [P, B, H]."""
     W, b = params["W0"], params["b0"]
     if X.dim() == 2:
         X = X.expand(W.shape[0], *X.shape)
     # a^T = W x^T: W's gradient then comes out in W's own layout, as the decoder's does, and
     # autograd's sum of the two is not a strided add (it took half of a 784-500 step)
-    a = torch.baddbmm(b.transpose(1, 2), W, X.transpose(1, 2)).transpose(1, 2)
-    h = activation_fn(activation).apply(a)
-    return h if mask is None else h * mask
+    return torch.baddbmm(b.transpose(1, 2), W, X.transpose(1, 2)).transpose(1, 2)
 
 
 def decode(params: dict, h: torch.Tensor) -> torch.Tensor:
@@ -188,6 +192,27 @@ class AutoEncoderFamily(OneHiddenLayer):
         return torch.stack([fill(*shape, generator=g, device=device) for g in extras["noise"]])
 
     def signal(self, spec, hp, params, extras, X, y):
+        losses, criterion, grads, _ = self._through(spec, hp, params, extras, X, kept=False)
+        return losses, criterion, grads
+
+    def inside(self, spec, hp, params, extras, X, y, gradients=True):
+        if gradients:
+            _, _, grads, (a, h, z, per_example) = self._through(spec, hp, params, extras, X, kept=True)
+        else:
+            with torch.no_grad():               # the clean input's code and reconstruction
+                a = code_input(params, X)
+                h = activation_fn(spec.activation).apply(a)
+                h = h if extras["mask"] is None else h * extras["mask"]
+                z, grads, per_example = decode(params, h), None, [None, None]
+        out = z.sigmoid() if spec.reconstruction == "cross_entropy" else z
+        return [Layer("code", spec.activation, 1, a, h, per_example[0]),
+                Layer("reconstruction", "sigmoid" if spec.reconstruction == "cross_entropy" else "linear", 2,
+                      z, out, per_example[1], represents=False)], grads
+
+    def _through(self, spec, hp, params, extras, X, kept: bool):
+        """The criterion on a minibatch (of the input corrupted) and its gradients through
+        autograd; ``kept``: also the code's and the reconstruction's pre-activations, outputs
+        and per-example gradients."""
         level = extras["corruption_level"]
         noisy = X
         if extras["corrupts"]:
@@ -196,19 +221,26 @@ class AutoEncoderFamily(OneHiddenLayer):
         for v in tensors:
             v.requires_grad_()
         try:
-            h = encode(params, noisy, spec.activation, extras["mask"])
-            losses = reconstruction_errors(spec.reconstruction, decode(params, h), X).mean(1)
+            a = code_input(params, noisy)
+            h = activation_fn(spec.activation).apply(a)
+            h = h if extras["mask"] is None else h * extras["mask"]
+            z = decode(params, h)
+            losses = reconstruction_errors(spec.reconstruction, z, X).mean(1)
             criterion = losses
             if extras["contracts"]:
                 criterion = criterion + extras["contraction"] * jacobian_norms(h, params["W0"], spec.activation).mean(1)
             if hp.sparsity != "none":
                 criterion = criterion + extras["sparsity_coef"] * sparsity_penalty(
                     hp.sparsity, h, extras["sparsity_target"], extras["mask"])
-            grads = torch.autograd.grad(criterion.sum(), tensors)
+            grads = torch.autograd.grad(criterion.sum(), tensors + ([a, z] if kept else []))
         finally:
             for v in tensors:
                 v.requires_grad_(False)
-        return losses.detach(), criterion.detach(), dict(zip(params, grads))
+        views = None
+        if kept:
+            B = X.shape[1]
+            views = (a.detach(), h.detach(), z.detach(), [g * B for g in grads[len(tensors):]])
+        return losses.detach(), criterion.detach(), dict(zip(params, grads[:len(tensors)])), views
 
     def predict(self, spec, params, X):
         """The reconstruction of X (sigmoid(z) with the cross-entropy, z with the squared error)."""

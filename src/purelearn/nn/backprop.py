@@ -42,11 +42,16 @@ def gradients(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[tor
     """Every parameter's gradient, named as in ``params``, for the output gradient ``delta``."""
     grads = {}
     for l, h, d in deltas(params, X, hidden, delta, activation):
-        g = torch.bmm(d.transpose(1, 2), h)
-        width = params[f"W{l}"].shape[-1]     # inputs left out of X have a zero gradient
-        grads[f"W{l}"] = g if g.shape[-1] == width else torch.nn.functional.pad(g, (0, width - g.shape[-1]))
-        grads[f"b{l}"] = d.sum(1, keepdim=True)
+        grads[f"W{l}"], grads[f"b{l}"] = layer_gradients(params[f"W{l}"], h, d)
     return {name: grads[name] for name in params}
+
+
+def layer_gradients(W: torch.Tensor, h: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of layer l's weights and biases from its input h and its delta d."""
+    g = torch.bmm(d.transpose(1, 2), h)
+    width = W.shape[-1]                       # inputs left out of X have a zero gradient
+    return (g if g.shape[-1] == width else torch.nn.functional.pad(g, (0, width - g.shape[-1])),
+            d.sum(1, keepdim=True))
 
 
 def sgd_step(params: dict[str, torch.Tensor], X: torch.Tensor, hidden: list[torch.Tensor], delta: torch.Tensor,

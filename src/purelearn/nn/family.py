@@ -11,7 +11,9 @@ generators) as a tree that ``optim.select`` compacts with the parameters.
 from __future__ import annotations
 
 import abc
+import contextlib
 import numbers
+from dataclasses import dataclass
 
 import torch
 
@@ -24,6 +26,24 @@ class Members(list):
 
     def select(self, keep: torch.Tensor) -> "Members":
         return Members(self[i] for i in keep.tolist())
+
+
+@dataclass
+class Layer:
+    """One layer of units of a population on a minibatch, as the diagnostics see it (§4.1-4.2).
+
+    pre: the pre-activations z [P, B, H]; post: the units' outputs act(z) [P, B, H]; grad: each
+    example's gradient of its own loss (and penalties) with respect to z, [P, B, H] (None where
+    the family's update is not a gradient). The widths are padded to the widest member: member
+    p's real units are ``family.sizes(its spec, ...)[size]``."""
+
+    name: str                    # "hidden 1", "output", "code", "reconstruction", ...
+    activation: str              # its non-linearity (an output's name for output units)
+    size: int                    # its place in ``Family.sizes``
+    pre: torch.Tensor
+    post: torch.Tensor
+    grad: torch.Tensor | None
+    represents: bool = True      # a representation of the input (a linear probe reads it)
 
 
 class Family(abc.ABC):
@@ -101,6 +121,14 @@ class Family(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def inside(self, spec, hp, params: dict, extras: dict, X: torch.Tensor, y: torch.Tensor,
+               gradients: bool = True):
+        """(layers, gradients) on a minibatch as ``signal`` computes them: each layer of units
+        (``Layer``) and the parameters' gradients (the direction the update descends); without
+        ``gradients``, the forward pass alone (no gradient in the layers, None for the
+        parameters'). May draw from the extras' generators as ``signal`` does."""
+
+    @abc.abstractmethod
     def predict(self, spec, params: dict, X: torch.Tensor) -> torch.Tensor:
         """One member's (unstacked parameters) outputs [n, k] for inputs X [n, d]."""
 
@@ -154,6 +182,33 @@ def hidden_size(value, what: str) -> int:
     if not isinstance(hidden, numbers.Integral) or isinstance(hidden, bool) or hidden < 1:
         raise ConfigError(f"model.hidden = {value!r}: {what}; give its size, a whole number >= 1.")
     return int(hidden)
+
+
+def generators(tree) -> list[torch.Generator]:
+    """Every random generator in a family's extras."""
+    if isinstance(tree, dict):
+        return [g for v in tree.values() for g in generators(v)]
+    if isinstance(tree, list):
+        return [g for v in tree for g in generators(v)]
+    return [tree] if isinstance(tree, torch.Generator) else []
+
+
+@contextlib.contextmanager
+def untouched(extras: dict):
+    """A copy of the extras to compute with, after which the family's state is as it was: its
+    generators set back where they stood and its entries (persistent chains, ...) those of
+    before. What diagnostics compute then leaves training exactly as it would have been."""
+    drawn = generators(extras)
+    states = [g.get_state() for g in drawn]
+    try:
+        yield _copy(extras)
+    finally:
+        for g, state in zip(drawn, states):
+            g.set_state(state)
+
+
+def _copy(tree):
+    return {k: _copy(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
 
 
 def one(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

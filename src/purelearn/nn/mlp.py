@@ -20,8 +20,8 @@ import torch
 from ..errors import ConfigError, unknown
 from .activations import activation as activation_fn
 from .activations import canonical
-from .backprop import columns, gradients, sgd_step
-from .family import Family, one, register
+from .backprop import columns, deltas, gradients, layer_gradients, sgd_step
+from .family import Family, Layer, one, register
 from .init import SCHEMES, init_bound
 from .losses import example_errors, example_losses, output_delta, output_for
 from .penalties import sparsity_penalty
@@ -251,6 +251,61 @@ class MLPFamily(Family):
             for v in tensors:
                 v.requires_grad_(False)
         return losses.detach(), criterion.detach(), dict(zip(params, grads))
+
+    def inside(self, spec, hp, params, extras, X, y, gradients=True):
+        """Every layer's pre-activations, outputs and deltas (the hand-derived backward pass,
+        as ``signal`` computes it; through autograd with a sparsity penalty, as there too)."""
+        if hp.sparsity != "none" and gradients:
+            return self._graph_inside(spec, hp, params, extras, X, y)
+        with torch.no_grad():
+            pre, hidden = self._kept_forward(spec, params, extras, X)
+            if not gradients:
+                return self._layers(spec, pre, hidden, {}), None
+            _, delta = output_delta(spec.output, pre[-1].clone(), y)
+            grads, per_example = {}, {}
+            for l, h, d in deltas(params, X, hidden, delta, spec.activation):
+                per_example[l] = d
+                grads[f"W{l}"], grads[f"b{l}"] = (g / X.shape[1] for g in layer_gradients(params[f"W{l}"], h, d))
+        return self._layers(spec, pre, hidden, per_example), {k: grads[k] for k in params}
+
+    def _graph_inside(self, spec, hp, params, extras, X, y):
+        tensors = list(params.values())
+        for v in tensors:
+            v.requires_grad_()
+        try:
+            pre, hidden = self._kept_forward(spec, params, extras, X)
+            losses = example_losses(spec.output, pre[-1], y).mean(1)
+            masks = extras["masks"] or [None] * len(hidden)
+            criterion = losses + extras["sparsity_coef"] * sum(
+                sparsity_penalty(hp.sparsity, h, extras["sparsity_target"], m) for h, m in zip(hidden, masks))
+            found = torch.autograd.grad(criterion.sum(), tensors + pre)
+        finally:
+            for v in tensors:
+                v.requires_grad_(False)
+        B = X.shape[1]
+        per_example = {l: g * B for l, g in enumerate(found[len(tensors):])}
+        return (self._layers(spec, [z.detach() for z in pre], [h.detach() for h in hidden], per_example),
+                dict(zip(params, found[:len(tensors)])))
+
+    def _kept_forward(self, spec, params, extras, X):
+        """Every layer's pre-activations and every hidden layer's outputs, out of place."""
+        act, masks = activation_fn(spec.activation), self._forward_masks(spec, extras)
+        pre, hidden, h = [], [], X
+        for l in range(len(params) // 2):
+            pre.append(torch.baddbmm(params[f"b{l}"], h, columns(params[f"W{l}"], h).transpose(1, 2)))
+            if l < len(spec.hidden):
+                h = act.apply(pre[-1]) if masks is None else act.apply(pre[-1]) * masks[l]
+                hidden.append(h)
+        return pre, hidden
+
+    @staticmethod
+    def _layers(spec, pre, hidden, per_example) -> list[Layer]:
+        z = pre[-1]
+        out = z.softmax(-1) if spec.output == "softmax" else z.sigmoid() if spec.output == "sigmoid" else z
+        names = [f"hidden {l + 1}" for l in range(len(hidden))] + ["output"]
+        return [Layer(names[l], spec.activation if l < len(hidden) else spec.output, l + 1, pre[l],
+                      hidden[l] if l < len(hidden) else out, per_example.get(l), represents=l < len(hidden))
+                for l in range(len(pre))]
 
     def predict(self, spec, params, X):
         """Output pre-activations."""

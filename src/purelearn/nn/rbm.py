@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, unknown
-from .family import Members, OneHiddenLayer, hidden_size, one, register
+from .family import Layer, Members, OneHiddenLayer, hidden_size, one, register
 from .mlp import stack_members, unit_masks
 
 VISIBLE = ("binary", "gaussian")
@@ -198,6 +198,19 @@ class RBMFamily(OneHiddenLayer):
             extras["chains"] = vk
         losses = reconstruction_errors(params, X, spec.visible, mask).mean(1)
         return losses, losses, cd_gradients(params, X, vk, mask)
+
+    def inside(self, spec, hp, params, extras, X, y, gradients=True):
+        """The hidden units' probabilities given the minibatch and the visible means given
+        those; no per-unit gradient (CD-k's direction is not one), the CD direction itself."""
+        direction = self.signal(spec, hp, params, extras, X, y)[2] if gradients else None
+        with torch.no_grad():
+            a = torch.baddbmm(params["b0"], X, params["W0"].transpose(1, 2))
+            p = a.sigmoid() if extras["mask"] is None else a.sigmoid() * extras["mask"]
+            z = torch.baddbmm(params["b1"], p, params["W0"])
+        visible = z.sigmoid() if spec.visible == "binary" else z
+        return [Layer("hidden", "sigmoid", 1, a, p, None),
+                Layer("visible", "sigmoid" if spec.visible == "binary" else "linear", 0, z, visible, None,
+                      represents=False)], direction
 
     def predict(self, spec, params, X):
         """The mean-field reconstruction E[v | p(h|x)]."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..search.space import format_value
+from .pictures import pictures_html
 from .plots import FIGURES
 from .tree import screening_html, tree_figure, tree_html
 
@@ -25,11 +26,11 @@ def write_report(study, out: str | Path) -> Path:
         plt.close(fig)
         images[name] = base64.b64encode(path.read_bytes()).decode()
     page = out / "index.html"
-    page.write_text(_page(study, images))
+    page.write_text(_page(study, images, pictures_html(study, out)))
     return page
 
 
-def _page(study, images: dict) -> str:
+def _page(study, images: dict, model_pictures: str = "") -> str:
     e = html.escape
     trials = study.trials
     best = study.best
@@ -63,13 +64,29 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}img{{max-width:100%
 {counts['diverged']} diverged, {counts['interrupted']} interrupted{f", {counts['pretrained']} levels pre-trained" if counts['pretrained'] else ""}; {best_line}.</p>
 <p>{e(study.plateau()['message'])}</p>
 <h2>Warnings</h2><ul>{warnings}</ul>
+<h2>Diagnosis of the best trial</h2>{_diagnosis_html(best)}
 {f'<h2>Widened intervals</h2><ul>{expansions}</ul>' if expansions else ''}
 <h2>Test split (read once)</h2><ul>{test}</ul>
 {tree}
 {pictures}
+{model_pictures}
 <h2>Best trials</h2><table><tr><th>trial</th><th>valid error</th><th>seconds</th>
 {''.join(f'<th>{e(k)}</th>' for k in knobs)}</tr>{rows}</table>
 </body></html>
 """
 
 
+def _diagnosis_html(best) -> str:
+    """The best trial's curves read as §4.1 reads them: under-fitting, over-fitting or fine, the
+    numbers behind the verdict, and the chapter's remedies."""
+    from ..diagnose import diagnose
+
+    e = html.escape
+    if best is None:
+        return "<p>no finished trial yet.</p>"
+    d = diagnose(best.curve)
+    remedies = "".join(f"<li>{e(text)} ({e(section)})</li>" for section, text in d.remedies)
+    evidence = "".join(f"<tr><td>{e(k)}</td><td>{e(format_value(v))}</td></tr>" for k, v in d.evidence.items())
+    return (f"<p>Trial {best.number}: <b>{e(d.verdict)}</b>: {e(d.reason)}.</p>"
+            + (f"<p>Remedies:</p><ul>{remedies}</ul>" if remedies else "")
+            + (f"<table><tr><th>evidence</th><th>value</th></tr>{evidence}</table>" if evidence else ""))

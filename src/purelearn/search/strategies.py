@@ -362,22 +362,29 @@ class TPE(Strategy):
         if trial is not None:
             self.study.tell(trial, value if state == self.optuna.trial.TrialState.COMPLETE else None, state=state)
         else:                                           # a trial from before a resume
-            self.study.add_trial(self._frozen(params, value, state))
+            self.study.add_trial(frozen_trial(self.space, params, value, state))
 
-    def _frozen(self, params, value, state):
-        dists, stored = {}, {}
-        d = self.optuna.distributions
-        for name, v in params.items():
-            dim = self.space.dims.get(name)
-            if isinstance(dim, Choice) and v in dim.values:
-                dists[name], stored[name] = d.CategoricalDistribution(list(range(len(dim.values)))), dim.values.index(v)
-            elif isinstance(dim, _Numeric) and dim.low <= v <= dim.high:
-                dists[name] = (d.IntDistribution(int(dim.low), int(dim.high), log=dim.log) if dim.integer
-                               else d.FloatDistribution(dim.low, dim.high, log=dim.log))
-                stored[name] = v
-        ok = state == self.optuna.trial.TrialState.COMPLETE
-        return self.optuna.trial.create_trial(params=stored, distributions=dists, value=value if ok else None,
-                                              state=state)
+
+def frozen_trial(space: Space, params: dict, value: float | None, state=None):
+    """A finished trial as an optuna ``FrozenTrial`` (COMPLETE unless ``state`` says otherwise):
+    each knob of ``space`` with its optuna distribution, a choice as the index of its value (as
+    TPE suggests it); a knob ``space`` doesn't search (fixed, unknown, or a value outside its
+    interval) is left out."""
+    import optuna
+
+    d = optuna.distributions
+    state = optuna.trial.TrialState.COMPLETE if state is None else state
+    dists, stored = {}, {}
+    for name, v in params.items():
+        dim = space.dims.get(name)
+        if isinstance(dim, Choice) and v in dim.values:
+            dists[name], stored[name] = d.CategoricalDistribution(list(range(len(dim.values)))), dim.values.index(v)
+        elif isinstance(dim, _Numeric) and dim.low <= v <= dim.high:
+            dists[name] = (d.IntDistribution(int(dim.low), int(dim.high), log=dim.log) if dim.integer
+                           else d.FloatDistribution(dim.low, dim.high, log=dim.log))
+            stored[name] = v
+    ok = state == optuna.trial.TrialState.COMPLETE
+    return optuna.trial.create_trial(params=stored, distributions=dists, value=value if ok else None, state=state)
 
 
 STRATEGIES = {"random": RandomSearch, "grid": GridSearch, "coordinate": CoordinateDescent,

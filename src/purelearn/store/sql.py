@@ -24,7 +24,8 @@ from . import locks
 from .locks import check_study_name
 from .urls import resolve
 
-SCHEMA_VERSION = 3       # 2: the best model kept in the database; 3: the models of the K best trials
+SCHEMA_VERSION = 4       # 2: the best model kept in the database; 3: the models of the K best trials;
+                         # 4: the statistics of monitored trials
 # pretrained: a level of a layer-wise search, trained and scored, not itself a candidate for best
 STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "pretrained")
 RANKED = ("complete", "diverged")     # the statuses whose value takes part in selection
@@ -68,7 +69,13 @@ models = sa.Table(
     sa.Column("study_id", sa.Integer, sa.ForeignKey("studies.id"), primary_key=True),
     sa.Column("trial_number", sa.Integer, primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False))
+statistics = sa.Table(
+    "statistics", meta,
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("studies.id"), primary_key=True),
+    sa.Column("trial_number", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False))
 TABLES = {t.name for t in meta.sorted_tables}
+LATER_TABLES = {"models", "statistics"}     # absent from a store of an older schema until it is upgraded
 
 
 # Statements built once: building them per call costs more than the database work itself.
@@ -175,7 +182,7 @@ class Store:
             version = int(raw)
         except (TypeError, ValueError):
             version = None
-        if version is None or version < 1 or not TABLES - {"models"} <= found:
+        if version is None or version < 1 or not TABLES - LATER_TABLES <= found:
             raise StoreError(f"{self.shown}: a damaged purelearn store (schema version {raw!r}, tables "
                              f"{', '.join(sorted(found))}); it was not changed.")
         if version > SCHEMA_VERSION:
@@ -185,7 +192,7 @@ class Store:
             with self._creating(), self.engine.begin() as c:
                 if version == 2:                 # one model per study: its key becomes (study, trial)
                     c.execute(sa.text("ALTER TABLE models RENAME TO models_schema_2"))
-                meta.create_all(c)               # schema 1 lacked the models table
+                meta.create_all(c)               # schema 1 lacked the models table, 3 the statistics
                 if version == 2:
                     c.execute(sa.text("INSERT INTO models (study_id, trial_number, data) "
                                       "SELECT study_id, trial_number, data FROM models_schema_2"))
@@ -316,14 +323,20 @@ class Store:
                                       "status": "running", "seed": trial.seed, "worker": trial.worker,
                                       "started": trial.started})
 
-    def finish_trial(self, study: StudyRecord, trial: Trial, model: bytes | None = None, keep: int = 1) -> None:
-        """Write a trial's outcome whole, in one transaction, with its trained ``model`` if
-        given; then only the models of the ``keep`` best trials (``Trial.rank``) stay (0: every
-        model). The trial and the models kept change together or not at all."""
+    def finish_trial(self, study: StudyRecord, trial: Trial, model: bytes | None = None, keep: int = 1,
+                     stats: bytes | None = None) -> None:
+        """Write a trial's outcome whole, in one transaction, with its layers' statistics and its
+        trained ``model`` if given; then only the models of the ``keep`` best trials
+        (``Trial.rank``) stay (0: every model). The trial and the models kept change together or
+        not at all."""
         with self.engine.begin() as c:
             c.execute(_FINISH_TRIAL, {"sid": study.id, "num": trial.number, "st": trial.status, "val": trial.value,
                                       "cur": json.dumps(trial.curve), "err": trial.error, "wrk": trial.worker,
                                       "sta": trial.started, "end": trial.ended})
+            if stats is not None:
+                c.execute(statistics.delete().where((statistics.c.study_id == study.id)
+                                                    & (statistics.c.trial_number == trial.number)))
+                c.execute(statistics.insert().values(study_id=study.id, trial_number=trial.number, data=stats))
             if model is None:
                 return
             c.execute(models.delete().where((models.c.study_id == study.id) & (models.c.trial_number == trial.number)))
@@ -355,6 +368,15 @@ class Store:
                 return None
             row = c.execute(sa.select(models.c.data).where((models.c.study_id == study.id)
                                                            & (models.c.trial_number == number))).first()
+        return None if row is None else bytes(row.data)
+
+    def statistics(self, study: StudyRecord, number: int) -> bytes | None:
+        """The layers' statistics of trial ``number``, if it was monitored."""
+        with self.engine.connect() as c:
+            if not sa.inspect(c).has_table("statistics"):     # an older store, opened read-only
+                return None
+            row = c.execute(sa.select(statistics.c.data).where((statistics.c.study_id == study.id)
+                                                               & (statistics.c.trial_number == number))).first()
         return None if row is None else bytes(row.data)
 
     def drop_models(self, study: StudyRecord, numbers: list[int]) -> None:

@@ -34,6 +34,7 @@ class Training:
     between validations (0: the validation-set size, at least B). max_epochs: budget.
     divergence: a member whose training loss exceeds this factor times its initial loss, or
     becomes NaN/inf, is stopped as diverged. seed: initialization and example order.
+    monitor: examples between snapshots of every layer's statistics (§4.2; 0: none).
     """
 
     lr: float = 0.01
@@ -61,6 +62,7 @@ class Training:
     max_epochs: int = 100
     divergence: float = 10.0
     seed: int = 0
+    monitor: int = 0
 
     def checked(self, n_train: int, n_layers: int) -> "Training":
         """Validated copy; ``n_layers`` counts weight layers (hidden + output)."""
@@ -90,6 +92,8 @@ class Training:
         _check(_whole(self.max_epochs) and self.max_epochs >= 1, "max_epochs", self.max_epochs, "a whole number >= 1")
         _check(self.divergence > 1, "divergence", self.divergence, "> 1")
         _check(_whole(self.seed) and self.seed >= 0, "seed", self.seed, "a whole number >= 0")
+        _check(_whole(self.monitor) and self.monitor >= 0, "monitor", self.monitor,
+               "a whole number of examples between snapshots of the layers' statistics (0: none)")
         l1, l2 = (_per_layer(name, getattr(self, name), n_layers, 0.0) for name in ("l1", "l2"))
         empty = isinstance(self.lr_scale, (tuple, list)) and not self.lr_scale     # (): 1 for every layer
         lr_scale = _per_layer("lr_scale", 1.0 if empty else self.lr_scale, n_layers, 0.0, strict=True)
@@ -98,7 +102,7 @@ class Training:
     def group_key(self) -> tuple:
         """Members sharing this key can be trained in one population; numbers may differ."""
         return (self.batch_size, self.valid_every, self.optimizer, self.momentum_form, self.polyak,
-                self.sparsity, self.decay_biases)
+                self.sparsity, self.decay_biases, self.monitor)
 
 
 def _whole(v) -> bool:

@@ -22,6 +22,7 @@ from .. import optim
 from ..nn.family import family_of
 from .early_stopping import Patience, significant
 from .hyper import Member
+from .monitor import Monitor
 from .replay import Replay
 from .result import Result
 
@@ -128,6 +129,7 @@ class Population:
         self.first_loss = np.full(P, np.nan)
         self.divergence = np.array(_values(members, "divergence"))
         self.retired: list[int] = []       # stopped members whose results were not handed out yet
+        self.monitor = Monitor(self) if self.hp.monitor else None
         replayable = self.plain_sgd and not polyak
         self.replay = Replay(dev) if replayable and (dev.type == "cuda" if replay is None else replay) else None
 
@@ -320,20 +322,26 @@ class Population:
         self.start = time.perf_counter()
         examples = step = epoch = 0
         self.steps_in_interval = 0
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.record(0)
         while len(self.alive):
             epoch += 1
             order = self._orders()
             epoch_criterion = torch.zeros(len(self.alive), device=d.device)
             for s in range(0, d.n_train, B):
                 step += 1
+                seen = min(B, d.n_train - s)
+                before = monitor.watch() if monitor is not None and monitor.due(examples, seen) else None
                 losses, criterion = self._step(order[:, s:s + B], step)
                 if step == 1:
                     self.first_loss[self.alive] = losses.cpu().numpy()
                 self.live["interval"] += losses
                 self.steps_in_interval += 1
                 epoch_criterion += criterion
-                seen = min(B, d.n_train - s)
                 examples += seen
+                if before is not None:
+                    monitor.record(examples, before)
                 if examples // valid_every > (examples - seen) // valid_every:     # crossed a multiple
                     keep = self._check(examples, np.arange(len(self.alive)), progress)
                     yield from self._hand_out()
@@ -382,4 +390,5 @@ class Population:
         m = self.members[i]
         return Result(m, float(self.patience.best[i]), float(self.best_loss[i]), int(self.patience.best_at[i]),
                       int(self.stopped_at[i, 0]), self.stopped[i], float(self.stopped_at[i, 1]), self.curves[i],
-                      self.family.unstack(self.best, i, m.model, self.data))
+                      self.family.unstack(self.best, i, m.model, self.data),
+                      statistics=None if self.monitor is None else self.monitor.statistics[i])

@@ -33,6 +33,7 @@ class Result:
     preprocessing: list = field(default_factory=list, repr=False)   # fitted on the training split
     classes: tuple | None = None
     n_inputs: int | None = None
+    statistics: object | None = field(default=None, repr=False)   # ``train.monitor.Statistics``, when monitored
 
     @property
     def diverged(self) -> bool:

@@ -1,0 +1,299 @@
+"""Statistics of every layer while a population trains (§4.2), kept per member.
+
+Every ``train.monitor`` examples (and once before the first update) the loop asks ``Monitor``
+for a snapshot. On a fixed batch of the first MONITORED training examples, the same at every
+snapshot so that snapshots compare, the family's ``inside`` gives each layer's pre-activations,
+outputs and per-example gradients, and the parameters' gradients. Each of those, and each
+parameter tensor, gets a mean, a standard deviation and a histogram over fixed bins, computed
+for the whole population at once (padded units and weights left out). Beside them: the average
+size of the last update relative to the average size of the weights (§6.2: about 1/1000 is
+healthy), the fraction of saturated units (sigmoid, tanh, ...) or of dead rectifiers (zero on
+every monitored example), and the error of a linear probe of each representation (a ridge
+classifier fitted on the monitored examples, scored on as many validation examples; §4.2's
+"discriminative ability" of each layer).
+
+What is computed here leaves the members' generators and persistent chains as they were
+(``nn.family.untouched``): a member trains the same with and without monitoring.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+
+from ..nn.family import untouched
+from .model import read_state
+
+MONITORED = 256          # training examples the statistics are computed on
+PROBED = (1024, 512)     # training examples a linear probe is fitted on, validation examples it is scored on
+FORMAT = "purelearn.statistics/1"
+_MAGNITUDES = 10.0 ** np.arange(-8, 2.01, 0.5)
+# Fixed bins, so that histograms of one quantity line up over time: outputs bounded by their
+# non-linearity on a linear scale, everything else (pre-activations, gradients, weights) on a
+# signed logarithmic one, from 1e-8 to 100 in half decades (the outermost bins are open).
+EDGES = {"signed_log": np.concatenate([-_MAGNITUDES[::-1], _MAGNITUDES]),
+         "unit": np.linspace(-1, 1, 41), "probability": np.linspace(0, 1, 41)}
+BOUNDED = {"tanh": "unit", "hard_tanh": "unit", "softsign": "unit", "sigmoid": "probability",
+           "softmax": "probability"}
+# An output this close to a bound has a slope near zero: the unit hardly learns (Glorot and Bengio, 2010)
+SATURATED = {"sigmoid": lambda h: (h < 0.01) | (h > 0.99), "tanh": lambda h: h.abs() > 0.99,
+             "hard_tanh": lambda h: h.abs() >= 1, "softsign": lambda h: h.abs() > 0.9}
+PROBE_RIDGE = 1e-3       # the probe's penalty, relative to the features' mean squared value
+
+
+class Statistics:
+    """One member's snapshots: ``examples`` seen at each; ``units[name]`` per layer of units
+    (its activation, and series ``pre``, ``post``, ``grad``, plus ``saturated``, ``dead``,
+    ``probe_error`` per snapshot, NaN where they don't apply); ``tensors[name]`` per parameter
+    tensor (its layer, series ``value`` and ``grad``, and ``update_ratio``). A series is a dict
+    of ``mean`` [S], ``std`` [S], ``counts`` [S, bins] and the name of its ``edges``."""
+
+    def __init__(self):
+        self.examples: list[int] = []
+        self.units: dict[str, dict] = {}
+        self.tensors: dict[str, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def summary(self) -> dict:
+        """Means, standard deviations and the scalar statistics per snapshot (no histograms)."""
+        def plain(entry):
+            return {k: ({"mean": _floats(v["mean"]), "std": _floats(v["std"])} if isinstance(v, dict)
+                        else _floats(v) if isinstance(v, list) else v) for k, v in entry.items()}
+        return {"examples_seen": list(self.examples), "units": {n: plain(u) for n, u in self.units.items()},
+                "tensors": {n: plain(t) for n, t in self.tensors.items()}}
+
+    def to_bytes(self) -> bytes:
+        def packed(entry):
+            return {k: ({"mean": torch.tensor(v["mean"], dtype=torch.float64),
+                         "std": torch.tensor(v["std"], dtype=torch.float64),
+                         "counts": torch.tensor(np.array(v["counts"]), dtype=torch.int32), "edges": v["edges"]}
+                        if isinstance(v, dict) else torch.tensor(v, dtype=torch.float64) if isinstance(v, list) else v)
+                    for k, v in entry.items()}
+        state = {"format": FORMAT, "examples": list(self.examples),
+                 "units": {n: packed(u) for n, u in self.units.items()},
+                 "tensors": {n: packed(t) for n, t in self.tensors.items()}}
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Statistics":
+        state = read_state(data, FORMAT)
+
+        def unpacked(entry):
+            return {k: ({"mean": v["mean"].tolist(), "std": v["std"].tolist(), "counts": list(v["counts"].numpy()),
+                         "edges": v["edges"]} if isinstance(v, dict)
+                        else v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in entry.items()}
+        out = cls()
+        out.examples = list(state["examples"])
+        out.units = {n: unpacked(u) for n, u in state["units"].items()}
+        out.tensors = {n: unpacked(t) for n, t in state["tensors"].items()}
+        return out
+
+
+def _floats(values) -> list:
+    return [None if not math.isfinite(v) else float(v) for v in values]
+
+
+class Monitor:
+    """The snapshots of a population's members (``Population`` calls ``due``, ``watch`` and
+    ``record``); ``statistics[i]`` is member i's."""
+
+    def __init__(self, population):
+        self.population = pop = population
+        d, family = pop.data, pop.family
+        self.every = pop.hp.monitor
+        n = min(MONITORED, d.n_train)
+        self.X = d.X_train[:n].unsqueeze(0)
+        self.y = self.X if not family.supervised else d.y_train[:n].unsqueeze(0)
+        # a probe needs class labels (the labeled training examples come first)
+        self.probed = d.y_train.dtype == torch.int64 and len(d.y_train) > 0 and len(d.y_valid) > 0
+        if self.probed:
+            fit, scored = min(PROBED[0], len(d.y_train)), min(PROBED[1], len(d.y_valid))
+            self.probe_sets = [(d.X_train[:fit].unsqueeze(0), d.y_train[:fit]),
+                               (d.X_valid[:scored].unsqueeze(0), d.y_valid[:scored])]
+            self.k = int(max(d.y_train.max(), d.y_valid.max())) + 1
+        sizes = [family.sizes(m.model, d.n_in, d.n_out) for m in pop.members]
+        self.units = torch.as_tensor(sizes, device=d.device)               # [P, layers of units]
+        self.shapes = _own_shapes(pop.members, family, pop.params, d)      # per member, all P
+        self.statistics = [Statistics() for _ in pop.members]
+
+    def due(self, examples: int, seen: int) -> bool:
+        """Whether the step that brings ``examples`` up by ``seen`` ends on a snapshot."""
+        return (examples + seen) // self.every > examples // self.every
+
+    def watch(self) -> dict[str, torch.Tensor]:
+        """The parameters before a step (the update is measured against them)."""
+        return {k: v.clone() for k, v in self.population.params.items()}
+
+    def record(self, examples: int, before: dict | None = None) -> None:
+        """A snapshot of every alive member after ``examples`` examples."""
+        pop = self.population
+        alive = torch.as_tensor(pop.alive, device=pop.data.device)
+        params = pop.params
+        with untouched(pop.live["extras"]) as extras:
+            X, y = self.X.expand(len(pop.alive), *self.X.shape[1:]), self.y
+            layers, grads = pop.family.inside(pop.model, pop.hp, params, extras, X, y.expand(len(pop.alive), *y.shape[1:]))
+            probes = self._probe_errors(extras) if self.probed else {}
+        P = len(pop.alive)
+        rows = {i: {"units": {}, "tensors": {}} for i in pop.alive}
+        for layer in layers:
+            width = self.units[alive, layer.size]
+            mask = torch.arange(layer.pre.shape[-1], device=width.device) < width.view(-1, 1, 1)
+            entry = {"pre": _series(layer.pre, mask, "signed_log"),
+                     "post": _series(layer.post, mask, BOUNDED.get(layer.activation, "signed_log")),
+                     "grad": None if layer.grad is None else _series(layer.grad, mask, "signed_log"),
+                     "saturated": _saturated(layer, mask), "dead": _dead(layer, mask),
+                     "probe_error": probes.get(layer.name, torch.full((P,), math.nan))}
+            entry = _host(entry)
+            for j, i in enumerate(pop.alive):
+                rows[i]["units"][layer.name] = (layer.activation, {k: _row(v, j) for k, v in entry.items()})
+        for name, value in params.items():
+            shapes = self.shapes[name]
+            mask = None if shapes is None else _own_entries(shapes.index_select(0, alive), value)
+            entry = {"value": _series(value, mask, "signed_log"), "grad": _series(grads[name], mask, "signed_log"),
+                     "update_ratio": torch.full((P,), math.nan) if before is None else _update_ratio(
+                         value, before[name])}
+            entry = _host(entry)
+            layer = pop.family.layer(pop.model, name)
+            for j, i in enumerate(pop.alive):
+                rows[i]["tensors"][name] = (layer, {k: _row(v, j) for k, v in entry.items()})
+        for i, row in rows.items():
+            _append(self.statistics[i], examples, row)
+
+    def _probe_errors(self, extras) -> dict[str, torch.Tensor]:
+        """Each representation's linear-probe error [P] (forward passes only)."""
+        pop = self.population
+        P = len(pop.alive)
+        codes = []
+        for X, _ in self.probe_sets:
+            X = X.expand(P, *X.shape[1:])
+            layers = pop.family.inside(pop.model, pop.hp, pop.params, extras, X, X, gradients=False)[0]
+            codes.append({layer.name: layer.post for layer in layers if layer.represents})
+        (fit, scored), ((_, labels), (_, truth)) = codes, self.probe_sets
+        return {name: ridge_probe_error(fit[name], labels, scored[name], truth, self.k) for name in fit}
+
+
+def ridge_probe_error(F: torch.Tensor, labels: torch.Tensor, F_valid: torch.Tensor, y_valid: torch.Tensor,
+                      k: int) -> torch.Tensor:
+    """Per member [P]: the validation error of a ridge classifier (least squares onto one-hot
+    targets, with a bias) fitted on features F [P, n, H], solved in whichever of the n x n or
+    H x H forms is smaller."""
+    F, F_valid = _with_bias(F.double()), _with_bias(F_valid.double())
+    Y = torch.nn.functional.one_hot(labels, k).double().expand(F.shape[0], -1, -1)
+    n, H = F.shape[1:]
+    scale = F.pow(2).mean((1, 2)).clamp_min(1e-12).view(-1, 1, 1) * PROBE_RIDGE * max(n, H)
+    if H <= n:
+        A = F.transpose(1, 2) @ F + scale * torch.eye(H, dtype=F.dtype, device=F.device)
+        beta = torch.linalg.solve(A, F.transpose(1, 2) @ Y)
+    else:
+        A = F @ F.transpose(1, 2) + scale * torch.eye(n, dtype=F.dtype, device=F.device)
+        beta = F.transpose(1, 2) @ torch.linalg.solve(A, Y)
+    wrong = (F_valid @ beta).argmax(-1) != y_valid.view(1, -1)
+    return wrong.double().mean(1).float()
+
+
+def _with_bias(F: torch.Tensor) -> torch.Tensor:
+    return torch.cat([F, torch.ones(*F.shape[:2], 1, dtype=F.dtype, device=F.device)], -1)
+
+
+def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict:
+    """Mean, standard deviation and histogram per member [P] of ``values`` [P, ...] where
+    ``mask`` (broadcast to them) is true, all members in one pass."""
+    P = values.shape[0]
+    v = values.detach().reshape(P, -1).double()
+    m = None if mask is None else mask.expand_as(values).reshape(P, -1)
+    count = torch.full((P,), v.shape[1], dtype=v.dtype, device=v.device) if m is None else m.sum(1).double()
+    w = v if m is None else torch.where(m, v, 0.0)
+    mean = w.sum(1) / count.clamp_min(1)
+    var = (w.pow(2).sum(1) / count.clamp_min(1) - mean.pow(2)).clamp_min(0)
+    bounds = torch.as_tensor(EDGES[edges], dtype=v.dtype, device=v.device)
+    bins = len(bounds) + 1
+    index = torch.bucketize(v, bounds) + torch.arange(P, device=v.device).view(-1, 1) * bins
+    if m is not None:
+        index = torch.where(m, index, P * bins)             # past the last member: dropped
+    counts = torch.bincount(index.reshape(-1), minlength=P * bins + 1)[:P * bins].view(P, bins)
+    return {"mean": mean, "std": var.sqrt(), "counts": counts, "edges": edges}
+
+
+def _saturated(layer, mask) -> torch.Tensor:
+    P = layer.post.shape[0]
+    test = SATURATED.get(layer.activation)
+    if test is None:
+        return torch.full((P,), math.nan)
+    m = mask.expand_as(layer.post)
+    return (test(layer.post) & m).sum((1, 2)).double() / m.sum((1, 2)).clamp_min(1)
+
+
+def _dead(layer, mask) -> torch.Tensor:
+    """The fraction of a rectifier layer's units that are zero on every monitored example."""
+    P = layer.post.shape[0]
+    if layer.activation != "rectifier":
+        return torch.full((P,), math.nan)
+    m = mask[:, 0]                                          # [P, H]
+    silent = (layer.post == 0).all(1) & m
+    return silent.sum(1).double() / m.sum(1).clamp_min(1)
+
+
+def _update_ratio(after: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """mean |update| / mean |weight| per member (padding is zero in both: it adds nothing)."""
+    P = after.shape[0]
+    step = (after - before).reshape(P, -1).abs().double().sum(1)
+    size = after.reshape(P, -1).abs().double().sum(1)
+    return torch.where(size > 0, step / size.clamp_min(1e-300), math.nan)
+
+
+def _own_shapes(members, family, params, data) -> dict[str, torch.Tensor | None]:
+    """For each stacked parameter tensor, each member's own shape [P, dims] (members are padded
+    at the end of each dimension to the widest), or None when no member is padded."""
+    own = [{k: tuple(v.shape) for k, v in family.init(m.model, data.n_in, data.n_out, 0).items()} for m in members]
+    return {name: None if all(o[name] == tuple(stacked.shape[1:]) for o in own)
+            else torch.as_tensor([o[name] for o in own], device=stacked.device) for name, stacked in params.items()}
+
+
+def _own_entries(shapes: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
+    """Which entries of ``stacked`` [P, ...] are each member's own, broadcastable to it."""
+    mask = torch.ones(1, dtype=torch.bool, device=stacked.device)
+    for d, size in enumerate(stacked.shape[1:]):
+        index = torch.arange(size, device=stacked.device).view([1] * (d + 1) + [size] + [1] * (stacked.dim() - d - 2))
+        mask = mask & (index < shapes[:, d].view([-1] + [1] * (stacked.dim() - 1)))
+    return mask
+
+
+def _host(entry: dict) -> dict:
+    """A computed entry's tensors brought to the host at once (one transfer, not one per member)."""
+    def moved(v):
+        if isinstance(v, dict):
+            return {k: x if isinstance(x, str) else x.cpu().numpy() for k, x in v.items()}
+        return None if v is None else v.cpu().numpy()
+    return {k: moved(v) for k, v in entry.items()}
+
+
+def _row(value, j: int):
+    """Member at alive position j's part of a computed statistic."""
+    if isinstance(value, dict):
+        return {"mean": float(value["mean"][j]), "std": float(value["std"][j]), "counts": value["counts"][j],
+                "edges": value["edges"]}
+    return None if value is None else float(value[j])
+
+
+def _append(stats: Statistics, examples: int, row: dict) -> None:
+    stats.examples.append(int(examples))
+    for kind, entries in (("units", row["units"]), ("tensors", row["tensors"])):
+        table = getattr(stats, kind)
+        for name, (label, values) in entries.items():
+            entry = table.setdefault(name, {"activation" if kind == "units" else "layer": label})
+            for key, v in values.items():
+                if v is None:
+                    continue
+                if isinstance(v, dict):
+                    series = entry.setdefault(key, {"mean": [], "std": [], "counts": [], "edges": v["edges"]})
+                    for part in ("mean", "std", "counts"):
+                        series[part].append(v[part])
+                else:
+                    entry.setdefault(key, []).append(v)

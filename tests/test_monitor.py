@@ -1,0 +1,203 @@
+"""§4.2's layer statistics: what the families show of their layers, the snapshots against a
+direct computation, training unchanged by monitoring, and the statistics kept with a trial."""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from purelearn.cli import main
+from purelearn.config import load_config
+from purelearn.diagnose import findings, layer_table
+from purelearn.nn import family_of
+from purelearn.nn.losses import example_losses
+from purelearn.train import Data, check_member, fit
+from purelearn.train.monitor import EDGES, MONITORED, Statistics, ridge_probe_error
+
+AE = ["model.family=autoencoder", "model.hidden=12", "model.corruption_level=0.3", "data.preprocess=['scale']"]
+RBM = ["model.family=rbm", "model.hidden=12", "model.persistent=true", "data.preprocess=['scale']"]
+
+
+def _population(overrides, widths=None):
+    c = load_config(None, overrides)
+    splits = c.data.splits()
+    members = [check_member(c.member(), splits)]
+    if widths:
+        members = [replace(members[0], model=replace(members[0].model, hidden=w),
+                           train=replace(members[0].train, seed=i)) for i, w in enumerate(widths)]
+    family = family_of(members[0].model)
+    data = Data(splits, torch.device("cpu"), leave_out=False, unlabeled=not family.supervised)
+    drawn = [family.init(m.model, data.n_in, data.n_out, m.train.seed) for m in members]
+    params, extras = family.stack(members, drawn, data)
+    return members, family, data, params, extras
+
+
+@pytest.mark.parametrize("sparsity", ["none", "l1"])
+def test_the_mlp_shows_each_layers_per_example_gradient_as_autograd_computes_it(sparsity):
+    over = ["model.hidden=[7,5]", "model.activation=tanh", f"train.sparsity={sparsity}", "train.sparsity_coef=0.1"]
+    members, family, data, params, extras = _population(over)
+    spec, hp = members[0].model, members[0].train
+    X, y = data.X_train[:9].unsqueeze(0), data.y_train[:9].unsqueeze(0)
+    layers, grads = family.inside(spec, hp, params, extras, X, y)
+    assert [l.name for l in layers] == ["hidden 1", "hidden 2", "output"]
+    # independently: z of every layer as leaves of a graph, each example's loss differentiated
+    z_in = X
+    zs = []
+    for l in range(3):
+        z = torch.baddbmm(params[f"b{l}"], z_in, params[f"W{l}"].transpose(1, 2)).detach().requires_grad_()
+        zs.append(z)
+        z_in = torch.tanh(z) if l < 2 else None
+    h1 = torch.tanh(zs[0])
+    out = torch.baddbmm(params["b2"], torch.tanh(torch.baddbmm(params["b1"], h1, params["W1"].transpose(1, 2))),
+                        params["W2"].transpose(1, 2))
+    assert torch.allclose(out, layers[2].pre, atol=1e-5)
+    for l, layer in enumerate(layers):
+        assert torch.allclose(layer.pre, zs[l].detach(), atol=1e-5)
+    # dL_i/dz_l per example: the loss of the graph starting at z_l
+    for l in range(3):
+        z = zs[l].detach().requires_grad_()
+        h = z
+        for k in range(l, 3):
+            if k > l:
+                h = torch.baddbmm(params[f"b{k}"], h, params[f"W{k}"].transpose(1, 2))
+            if k < 2:
+                h = torch.tanh(h)
+        per_example = example_losses("softmax", h, y).sum()
+        if sparsity == "l1" and l < 2:         # the penalty on this layer's (and the next's) outputs, x B
+            outs = [torch.tanh(z)] + ([torch.tanh(torch.baddbmm(params["b1"], torch.tanh(z), params["W1"].transpose(1, 2)))]
+                                      if l == 0 else [])
+            per_example = per_example + 0.1 * sum(o.abs().sum(-1).mean() * 9 for o in outs)
+        expected, = torch.autograd.grad(per_example, z)
+        assert torch.allclose(layers[l].grad, expected, atol=1e-5), l
+    signal = family.signal(spec, hp, params, extras, X, y)[2]
+    for k in params:
+        assert torch.allclose(grads[k], signal[k], atol=1e-6), k
+
+
+def test_the_auto_encoder_and_the_rbm_show_their_code_and_reconstruction():
+    members, family, data, params, extras = _population(AE)
+    spec, hp = members[0].model, members[0].train
+    X = data.X_train[:8].unsqueeze(0)
+    layers, grads = family.inside(spec, hp, params, extras, X, X, gradients=False)
+    assert grads is None and [l.name for l in layers] == ["code", "reconstruction"]
+    code = family.encode(spec, family.unstack(params, 0, spec, data), data.X_train[:8])
+    assert torch.allclose(layers[0].post[0], code, atol=1e-6)
+    assert torch.allclose(layers[1].post[0], family.predict(spec, family.unstack(params, 0, spec, data),
+                                                            data.X_train[:8]), atol=1e-6)
+    members, family, data, params, extras = _population(RBM)
+    layers, direction = family.inside(members[0].model, members[0].train, params, extras, X, X)
+    assert layers[0].grad is None and set(direction) == {"W0", "b0", "b1"}
+    assert torch.allclose(layers[0].post, torch.sigmoid(X @ params["W0"].transpose(1, 2) + params["b0"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [["model.hidden=[16]", "train.momentum=0.5"], AE, RBM])
+def test_monitoring_leaves_training_exactly_as_it_was(overrides):
+    c = load_config(None, [*overrides, "train.max_epochs=2"])
+    splits = c.data.splits()
+    plain = fit(splits, c.member())
+    watched = fit(splits, replace(c.member(), train=replace(c.member().train, monitor=300)))
+    assert plain.statistics is None and len(watched.statistics) > 3
+    assert [r["valid_error"] for r in plain.curve] == [r["valid_error"] for r in watched.curve]
+    for k in plain.params:
+        assert torch.equal(plain.params[k], watched.params[k])
+
+
+def test_a_snapshot_equals_a_direct_computation_for_each_member_of_a_padded_population():
+    c = load_config(None, ["model.hidden=[9]", "model.activation=rectifier", "train.monitor=200", "train.max_epochs=1",
+                           "train.lr=0.05", "data.preprocess=['standardize']"])
+    splits = c.data.splits()
+    base = check_member(c.member(), splits)
+    members = [replace(base, model=replace(base.model, hidden=(w,)), train=replace(base.train, seed=s))
+               for s, w in ((1, 9), (2, 4))]
+    results = fit(splits, members)
+    for member, result in zip(members, results):
+        stats = result.statistics
+        # one snapshot at the start, then one at the step that crosses each multiple of 200
+        assert [e // 200 for e in stats.examples] == list(range(len(stats)))
+        # the first snapshot is of the initial parameters: recompute it from the member's own draw
+        family = family_of(member.model)
+        data = Data(splits, torch.device("cpu"))
+        own = family.init(member.model, data.n_in, data.n_out, member.train.seed)
+        X = torch.as_tensor(splits.X_train[:MONITORED])
+        z = X @ own["W0"].T + own["b0"]
+        h = torch.relu(z)
+        u = stats.units["hidden 1"]
+        assert u["pre"]["mean"][0] == pytest.approx(float(z.double().mean()), abs=1e-6)
+        assert u["post"]["std"][0] == pytest.approx(float(h.double().std(unbiased=False)), abs=1e-6)
+        counts = np.histogram(z.numpy().ravel(), bins=np.concatenate([[-np.inf], EDGES["signed_log"], [np.inf]]))[0]
+        assert int(np.sum(u["pre"]["counts"][0])) == z.numel() == MONITORED * member.model.hidden[0]
+        assert np.abs(np.asarray(u["pre"]["counts"][0]) - counts).sum() <= 2      # bin-edge ties only
+        assert u["dead"][0] == pytest.approx(float((h == 0).all(0).double().mean()))
+        W = stats.tensors["W0"]
+        assert W["value"]["mean"][0] == pytest.approx(float(own["W0"].double().mean()), abs=1e-7)
+        assert int(np.sum(W["value"]["counts"][0])) == own["W0"].numel()          # padding left out
+        assert math.isnan(W["update_ratio"][0]) and all(r > 0 for r in W["update_ratio"][1:])
+
+
+def test_the_update_ratio_measures_the_step_just_made():
+    def first_ratio(lr):
+        c = load_config(None, ["model.hidden=[8]", f"train.lr={lr}", "train.monitor=32", "train.max_epochs=1",
+                               "train.batch_size=32"])
+        stats = fit(c.data.splits(), c.member()).statistics
+        assert stats.examples[:2] == [0, 32]
+        return stats.tensors["W1"]["update_ratio"][1]
+    # the same first minibatch and gradient: twice the rate, twice the step (the weights hardly moved)
+    assert first_ratio(0.002) / first_ratio(0.001) == pytest.approx(2, rel=0.01)
+
+
+def test_the_probe_is_a_ridge_classifier():
+    from sklearn.linear_model import RidgeClassifier
+
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((60, 5))
+    y = (F[:, 0] + 0.3 * rng.standard_normal(60) > 0).astype(int) + (F[:, 1] > 1)
+    Fv, yv = F[40:], y[40:]
+    ours = ridge_probe_error(torch.tensor(F[:40])[None], torch.tensor(y[:40]), torch.tensor(Fv)[None],
+                             torch.tensor(yv), 3)
+    # the same penalty as sklearn's alpha (its intercept is not penalized: on these features it agrees)
+    alpha = float((np.c_[F[:40], np.ones(40)] ** 2).mean()) * 1e-3 * 40
+    theirs = 1 - RidgeClassifier(alpha=alpha).fit(F[:40], y[:40]).score(Fv, yv)
+    assert float(ours[0]) == pytest.approx(theirs, abs=1 / 20)
+    good = ridge_probe_error(torch.tensor(F[:40])[None], torch.tensor(y[:40]), torch.tensor(Fv)[None],
+                             torch.tensor(yv), 3)
+    noise = ridge_probe_error(torch.tensor(rng.standard_normal((40, 5)))[None], torch.tensor(y[:40]),
+                              torch.tensor(rng.standard_normal((20, 5)))[None], torch.tensor(yv), 3)
+    assert float(good[0]) < float(noise[0])
+
+
+def test_the_statistics_survive_bytes_and_say_what_calls_for_attention():
+    c = load_config(None, ["model.hidden=[16,16]", "model.activation=sigmoid", "model.init_scale=30",
+                           "train.monitor=400", "train.max_epochs=1", "data.preprocess=[]"])
+    stats = fit(c.data.splits(), c.member()).statistics
+    again = Statistics.from_bytes(stats.to_bytes())
+    assert again.summary() == stats.summary() and again.examples == stats.examples
+    table = layer_table(stats)
+    assert [u["layer"] for u in table["units"]] == ["hidden 1", "hidden 2", "output"]
+    assert table["units"][0]["saturated"] > 0.5
+    said = findings(stats)
+    assert any("hidden 1" in f and "saturated" in f for f in said)
+    calm = load_config(None, ["model.hidden=[16]", "train.monitor=400", "train.max_epochs=1",
+                              "data.preprocess=['standardize']"])
+    stats = fit(calm.data.splits(), calm.member()).statistics
+    assert not any("saturated" in f for f in findings(stats))
+    with pytest.raises(Exception):
+        Statistics.from_bytes(b"not statistics")
+
+
+def test_a_monitored_study_keeps_each_trials_statistics_and_train_prints_them(tmp_path, capsys):
+    from purelearn.execute import tune
+    from purelearn.search import parse_space
+
+    c = load_config(None, ["model.hidden=[8]", "train.max_epochs=1", "train.monitor=500"])
+    study = tune(c, parse_space({"train.lr": "loguniform(0.01, 0.3)"}), trials=3, store=str(tmp_path / "s.db"),
+                 study="m", workers=1)
+    for t in study.trials:
+        stats = study.statistics(t.number)
+        assert stats is not None and stats.examples[0] == 0 and "W0" in stats.tensors
+    assert main(["train", "examples/digits-mlp.toml", "--monitor", "500", "--set", "train.max_epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "layer statistics after" in out and "hidden 1" in out and "update/weight" in out
+    assert main(["train", "examples/digits-mlp.toml", "--monitor", "-3"]) == 2
+    assert "train.monitor = -3" in capsys.readouterr().err
