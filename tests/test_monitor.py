@@ -201,3 +201,26 @@ def test_a_monitored_study_keeps_each_trials_statistics_and_train_prints_them(tm
     assert "layer statistics after" in out and "hidden 1" in out and "update/weight" in out
     assert main(["train", "examples/digits-mlp.toml", "--monitor", "-3"]) == 2
     assert "train.monitor = -3" in capsys.readouterr().err
+
+
+def test_the_report_draws_each_layers_histograms_over_training_as_recorded():
+    import matplotlib.pyplot as plt
+
+    from purelearn.report.statistics import histograms_figure, trends_figure
+    from purelearn.report.unavailable import Unavailable
+
+    c = load_config(None, ["model.hidden=[8]", "train.monitor=300", "train.max_epochs=1",
+                           "data.preprocess=['standardize']"])
+    stats = fit(c.data.splits(), c.member()).statistics
+    fig = histograms_figure(stats)
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(images) == 4                              # hidden 1 and output: outputs and gradients
+    counts = np.asarray(stats.units["hidden 1"]["post"]["counts"], dtype=float)
+    assert np.allclose(images[0], (counts / counts.sum(1, keepdims=True)).T)
+    plt.close(fig)
+    fig = trends_figure(stats)
+    assert [l.get_label() for l in fig.axes[0].lines if not l.get_label().startswith("_")] == ["W0", "W1"]
+    assert np.allclose(fig.axes[1].lines[0].get_ydata(), stats.units["hidden 1"]["probe_error"])
+    plt.close(fig)
+    with pytest.raises(Unavailable, match="train.monitor"):
+        histograms_figure(None)

@@ -43,14 +43,15 @@ def histograms_figure(stats):
 
 
 def _bin_ticks(ax, edges: str) -> None:
+    """Ticks at bin edges: edge j bounds bins j and j + 1, so it lies at height j + 1."""
     bounds = EDGES[edges]
-    if edges == "signed_log":          # bin i lies between bounds[i - 1] and bounds[i]
-        marks = {i + 1: v for i, v in enumerate(bounds) if abs(v) in (1e-6, 1e-3, 1.0)}
-        marks[len(bounds) // 2] = 0
-        ax.set_yticks([k for k in marks], [f"{v:+.0e}" if v else "0" for v in marks.values()])
+    if edges == "signed_log":
+        marks = {j + 1: f"{v:+.0e}" for j, v in enumerate(bounds) if abs(v) in (1e-6, 1e-3, 1.0)}
+        marks[len(bounds) // 2 + 0.5] = "0"           # the middle bin, (-1e-8, 1e-8)
     else:
-        ax.set_yticks([1, len(bounds) // 2, len(bounds) - 1], [f"{bounds[0]:g}", f"{bounds[len(bounds) // 2 - 1]:g}",
-                                                                f"{bounds[-1]:g}"])
+        middle = len(bounds) // 2
+        marks = {1: f"{bounds[0]:g}", middle + 1: f"{bounds[middle]:g}", len(bounds): f"{bounds[-1]:g}"}
+    ax.set_yticks(list(marks), list(marks.values()))
 
 
 def trends_figure(stats):
