@@ -1,0 +1,58 @@
+"""The cost of layer statistics (train.monitor, §4.2): training time with and without them.
+
+    python benchmarks/monitor_overhead.py [--repeats 5]
+
+One 784-500-10 MLP on mnist5k (8 epochs, no early stop), and a population of 16 MLPs of
+different widths, each with monitor = 0 (off), 10,000 and 2,000 examples, in turn in one run;
+medians of the repeats and the ratio to no monitoring. Also where a snapshot's time goes.
+"""
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+from purelearn.config import load_config
+from purelearn.train import check_member, fit
+
+BASE = ["data.name=mnist5k", "data.preprocess=['scale']", "model.hidden=[500]", "train.lr=0.05",
+        "train.max_epochs=8", "train.patience=100000000"]
+
+
+def members(population: int, monitor: int):
+    c = load_config(None, BASE)
+    splits = c.data.splits()
+    m = check_member(c.member(), splits)
+    out = [replace(m, model=replace(m.model, hidden=(64 + 29 * i,)), train=replace(m.train, seed=i, monitor=monitor))
+           for i in range(population)]
+    return splits, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for population in (1, 16):
+        times = {n: [] for n in (0, 10000, 2000)}
+        for _ in range(args.repeats):
+            for monitor in times:
+                splits, ms = members(population, monitor)
+                if population == 1:
+                    ms = [replace(ms[0], model=replace(ms[0].model, hidden=(500,)))]
+                start = time.perf_counter()
+                results = fit(splits, ms)
+                times[monitor].append(time.perf_counter() - start)
+                if monitor:
+                    assert all(len(r.statistics) > 1 for r in results)
+        base = statistics.median(times[0])
+        for monitor, t in times.items():
+            label = "off" if not monitor else f"every {monitor:,}"
+            print(f"population {population:>2}, monitor {label:>13}: median {statistics.median(t):6.2f} s "
+                  f"(x{statistics.median(t) / base:.2f}; runs {', '.join(f'{x:.2f}' for x in t)})")
+
+
+if __name__ == "__main__":
+    main()
