@@ -75,6 +75,24 @@ def test_a_correct_family_passes(overrides):
     c = load_config(None, overrides)
     check = check_gradients(c.member(), c.data.splits())
     assert check.ok and check.tensors and all(t.error < 1e-7 for t in check.tensors)
+    assert check.activations and all(t.error < 1e-7 for t in check.activations)
+
+
+class WrongDeltaMLP(MLPFamily):
+    """The MLP whose ``inside`` (the per-layer gradients it shows) halves the second hidden
+    layer's delta: the parameters' gradients (``signal``) stay right."""
+
+    def inside(self, spec, hp, params, extras, X, y, gradients=True):
+        layers, grads = super().inside(spec, hp, params, extras, X, y, gradients)
+        layers[1].grad = layers[1].grad * 0.5
+        return layers, grads
+
+
+def test_a_wrong_activation_gradient_is_caught_in_its_layer():
+    c = load_config(None, MLP2)
+    check = check_gradients(c.member(), c.data.splits(), family=WrongDeltaMLP())
+    assert all(t.ok for t in check.tensors) and not check.ok and check.wrong_layers == [1]
+    assert [t.name for t in check.activations if not t.ok] == ["hidden 2"]
 
 
 @pytest.mark.parametrize("bug, wrong", [("sign", {"W0", "b0", "W1", "b1"}), ("factor", {"b2"}),

@@ -248,8 +248,9 @@ def check_command(args) -> int:
         return 0 if ok else 1
     if gradients.skipped:
         print(f"gradients: not checked, {gradients.skipped}")
-    for t in gradients.tensors:
-        print(f"{t.name:>6}  layer {t.layer}  relative error {t.error:.2e}  ({t.probed})  "
+    for t in gradients.tensors + gradients.activations:
+        print(f"{t.name if t in gradients.tensors else 'dL/dz ' + t.name:>16}  layer {t.layer}  "
+              f"relative error {t.error:.2e}  ({t.probed})  "
               f"{'ok' if t.ok else 'WRONG'}")
     if not gradients.skipped:
         print("gradients: right" if gradients.ok else

@@ -44,21 +44,26 @@ class TensorCheck:
 
 @dataclass
 class GradientCheck:
+    """The parameters' gradients (``tensors``) and each layer's gradient with respect to its
+    pre-activations (``activations``: a TensorCheck named by the layer of units, its ``layer``
+    the weight layer that computes it)."""
+
     family: str
     tensors: list[TensorCheck] = field(default_factory=list)
     skipped: str | None = None          # why the family has no gradient to check
+    activations: list[TensorCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(t.ok for t in self.tensors)
+        return all(t.ok for t in self.tensors + self.activations)
 
     @property
     def wrong_layers(self) -> list[int]:
-        return sorted({t.layer for t in self.tensors if not t.ok})
+        return sorted({t.layer for t in self.tensors + self.activations if not t.ok})
 
     def summary(self) -> dict:
         return {"family": self.family, "ok": self.ok, "wrong_layers": self.wrong_layers, "skipped": self.skipped,
-                "tensors": [t.summary() for t in self.tensors]}
+                "tensors": [t.summary() for t in self.tensors], "activations": [t.summary() for t in self.activations]}
 
 
 def check_gradients(member: Member, splits, *, family=None, examples: int = 16, epsilon: float = EPSILON,
@@ -92,14 +97,8 @@ def check_gradients(member: Member, splits, *, family=None, examples: int = 16, 
     out = GradientCheck(family.name)
     for name, w in params.items():
         g = grads[name].double()
-        if w.numel() <= every_entry_below:
-            probes = [torch.zeros_like(w).view(-1).index_fill_(0, torch.tensor([i]), 1.0).view_as(w)
-                      for i in range(w.numel())]
-            probed = "every entry"
-        else:
-            probes = [torch.as_tensor(rng.standard_normal(w.shape)) for _ in range(directions)]
-            probes = [d / d.norm() for d in probes]
-            probed = f"{directions} directions"
+        probes = _probes(w, rng, directions, every_entry_below)
+        probed = "every entry" if w.numel() <= every_entry_below else f"{directions} directions"
         analytic, numeric = [], []
         for d in probes:
             analytic.append(float((g * d).sum()))
@@ -110,7 +109,54 @@ def check_gradients(member: Member, splits, *, family=None, examples: int = 16, 
         error = float(np.linalg.norm(a - n) / scale) if scale > 0 else 0.0
         out.tensors.append(TensorCheck(name, family.layer(member.model, name), probed, error,
                                        math.isfinite(error) and error <= tolerance))
+    out.activations = _activation_checks(family, member, params, extras, X, y, replay, epsilon, tolerance, rng,
+                                         directions, every_entry_below)
     return out
+
+
+def _activation_checks(family, member, params, extras, X, y, replay, epsilon, tolerance, rng, directions,
+                       every_entry_below, examples: int = 4):
+    """Each layer's gradient with respect to its pre-activations, as the family's ``inside``
+    computes it (the MLP: its hand-derived deltas), against finite differences. On a batch of
+    one example, moving the bias added to a layer's pre-activations moves them alone, so the
+    criterion's slope along each bias entry is that example's gradient at that unit."""
+    found: dict = {}
+    for i in range(min(examples, X.shape[1])):
+        x, t = X[:, i:i + 1], y[:, i:i + 1]
+        replay.rewind()
+        layers = family.inside(member.model, member.train, params, extras, x, t)[0]
+        for layer in layers:
+            if layer.grad is None or layer.bias is None:
+                continue
+            b = params[layer.bias]
+            analytic, numeric = found.setdefault(layer.name, (layer.bias, [], []))[1:]
+            for d in _probes(b, rng, directions, every_entry_below):
+                analytic.append(float((layer.grad[0, 0] * d.view(-1)).sum()))
+                numeric.append((_criterion(family, member, {**params, layer.bias: b + epsilon * d}, extras, x, t, replay)
+                                - _criterion(family, member, {**params, layer.bias: b - epsilon * d}, extras, x, t,
+                                             replay)) / (2 * epsilon))
+    out = []
+    for name, (bias, analytic, numeric) in found.items():
+        a, n = np.array(analytic), np.array(numeric)
+        scale = np.linalg.norm(a) + np.linalg.norm(n)
+        error = float(np.linalg.norm(a - n) / scale) if scale > 0 else 0.0
+        out.append(TensorCheck(name, family.layer(member.model, bias), f"{min(examples, X.shape[1])} examples one "
+                               "at a time", error, math.isfinite(error) and error <= tolerance))
+    return out
+
+
+def _probes(w: torch.Tensor, rng, directions: int, every_entry_below: int) -> list[torch.Tensor]:
+    """Each entry of a small tensor, or random unit directions through a large one."""
+    if w.numel() <= every_entry_below:
+        return [torch.zeros_like(w).view(-1).index_fill_(0, torch.tensor([i]), 1.0).view_as(w)
+                for i in range(w.numel())]
+    probes = [torch.as_tensor(rng.standard_normal(w.shape), dtype=w.dtype) for _ in range(directions)]
+    return [d / d.norm() for d in probes]
+
+
+def _criterion(family, member, params, extras, X, y, replay) -> float:
+    replay.rewind()
+    return float(family.signal(member.model, member.train, params, extras, X, y)[1].sum())
 
 
 def _double(tree):

@@ -205,9 +205,9 @@ class AutoEncoderFamily(OneHiddenLayer):
                 h = h if extras["mask"] is None else h * extras["mask"]
                 z, grads, per_example = decode(params, h), None, [None, None]
         out = z.sigmoid() if spec.reconstruction == "cross_entropy" else z
-        return [Layer("code", spec.activation, 1, a, h, per_example[0]),
+        return [Layer("code", spec.activation, 1, a, h, per_example[0], bias="b0"),
                 Layer("reconstruction", "sigmoid" if spec.reconstruction == "cross_entropy" else "linear", 2,
-                      z, out, per_example[1], represents=False)], grads
+                      z, out, per_example[1], represents=False, bias="b1")], grads
 
     def _through(self, spec, hp, params, extras, X, kept: bool):
         """The criterion on a minibatch (of the input corrupted) and its gradients through

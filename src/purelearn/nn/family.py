@@ -44,6 +44,7 @@ class Layer:
     post: torch.Tensor
     grad: torch.Tensor | None
     represents: bool = True      # a representation of the input (a linear probe reads it)
+    bias: str | None = None      # the parameter added to its pre-activations (what moves them alone)
 
 
 class Family(abc.ABC):

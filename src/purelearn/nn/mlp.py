@@ -304,7 +304,8 @@ class MLPFamily(Family):
         out = z.softmax(-1) if spec.output == "softmax" else z.sigmoid() if spec.output == "sigmoid" else z
         names = [f"hidden {l + 1}" for l in range(len(hidden))] + ["output"]
         return [Layer(names[l], spec.activation if l < len(hidden) else spec.output, l + 1, pre[l],
-                      hidden[l] if l < len(hidden) else out, per_example.get(l), represents=l < len(hidden))
+                      hidden[l] if l < len(hidden) else out, per_example.get(l), represents=l < len(hidden),
+                      bias=f"b{l}")
                 for l in range(len(pre))]
 
     def predict(self, spec, params, X):
