@@ -224,3 +224,65 @@ def test_the_report_draws_each_layers_histograms_over_training_as_recorded():
     plt.close(fig)
     with pytest.raises(Unavailable, match="train.monitor"):
         histograms_figure(None)
+
+
+def test_values_are_binned_as_bucketize_bins_them_at_and_between_the_edges():
+    from purelearn.train.monitor import _bins
+
+    g = torch.Generator().manual_seed(0)
+    for edges, bounds in EDGES.items():
+        b = torch.tensor(bounds, dtype=torch.float32)
+        v = torch.cat([b, -b, b * 1.01, b * 0.99, torch.tensor([0.0, math.inf, -math.inf]),
+                       torch.randn(20000, generator=g) * 10 ** torch.empty(20000).uniform_(-10, 3, generator=g)])
+        assert torch.equal(_bins(v, edges), torch.bucketize(v, b)), edges
+        assert int(_bins(torch.tensor([math.nan]), edges)) == len(bounds)          # NaN: the last bin
+    assert len(EDGES["signed_log"]) == 42 and EDGES["signed_log"][21] == pytest.approx(1e-8)
+    assert EDGES["signed_log"][-1] == pytest.approx(100) and len(EDGES["unit"]) == 41
+
+
+def test_saturated_and_dead_units_are_counted_over_real_units_only():
+    from purelearn.nn.family import Layer
+    from purelearn.train.monitor import _dead, _saturated
+
+    post = torch.tensor([[[0.995, 0.5, -0.999, 0.0], [0.2, -0.995, 0.3, 0.0]],
+                         [[0.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.0, 0.0]]])           # [P=2, B=2, H=4]
+    mask = torch.tensor([[[True, True, True, False]], [[True, True, False, False]]])
+    tanh = Layer("h", "tanh", 1, post, post, None)
+    assert _saturated(tanh, mask).tolist() == pytest.approx([3 / 6, 1 / 4])
+    sig = Layer("h", "sigmoid", 1, post, post.abs(), None)
+    assert _saturated(sig, mask).tolist() == pytest.approx([3 / 6, 1.0])      # below 0.01 or above 0.99
+    relu = Layer("h", "rectifier", 1, post, post.clamp_min(0), None)
+    assert _dead(relu, mask).tolist() == pytest.approx([0.0, 1 / 2])         # unit 0 of member 1: zero on both
+    assert math.isnan(_dead(tanh, mask)[0]) and math.isnan(_saturated(relu, mask)[0])
+    hard = Layer("h", "hard_tanh", 1, post, post.clamp(-1, 1), None)
+    assert _saturated(hard, mask).tolist() == pytest.approx([0.0, 1 / 4])
+    soft = Layer("h", "softsign", 1, post, post, None)
+    assert _saturated(soft, mask).tolist() == pytest.approx([3 / 6, 1 / 4])
+
+
+def test_own_entries_and_update_ratio_against_their_definitions():
+    from purelearn.train.monitor import _own_entries, _update_ratio
+
+    stacked = torch.zeros(3, 4, 5)
+    shapes = torch.tensor([[4, 5], [2, 3], [1, 5]])
+    expected = torch.zeros(3, 4, 5, dtype=torch.bool)
+    for p, (a, b) in enumerate(shapes.tolist()):
+        expected[p, :a, :b] = True
+    assert torch.equal(_own_entries(shapes, stacked).expand(3, 4, 5), expected)
+    before = torch.tensor([[1.0, -2.0], [0.0, 0.0]])
+    after = torch.tensor([[1.5, -2.5], [0.0, 0.0]])
+    ratio = _update_ratio(after, before)
+    assert ratio[0] == pytest.approx(1.0 / 4.0) and math.isnan(ratio[1])
+
+
+@pytest.mark.parametrize("n, H", [(30, 6), (8, 20)])
+def test_the_probe_solves_the_same_ridge_in_either_form(n, H):
+    rng = np.random.default_rng(1)
+    F, Fv = rng.standard_normal((n, H)), rng.standard_normal((40, H))
+    y, yv = rng.integers(0, 3, n), rng.integers(0, 3, 40)
+    A = np.c_[F, np.ones(n)]
+    lam = (A ** 2).mean() * 1e-3 * max(n, H + 1)
+    beta = np.linalg.solve(A.T @ A + lam * np.eye(H + 1), A.T @ np.eye(3)[y])
+    expected = ((np.c_[Fv, np.ones(40)] @ beta).argmax(1) != yv).mean()
+    got = ridge_probe_error(torch.tensor(F)[None], torch.tensor(y), torch.tensor(Fv)[None], torch.tensor(yv), 3)
+    assert float(got[0]) == pytest.approx(expected)

@@ -224,17 +224,22 @@ def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict
 
 def _bins(v: torch.Tensor, edges: str) -> torch.Tensor:
     """Each value's bin among ``EDGES[edges]`` (bin i: edge i-1 < v <= edge i, as bucketize
-    counts), computed from the edges' formula: a binary search is ten times slower."""
+    counts): estimated from the edges' formula (a binary search is ten times slower), then moved
+    by one where rounding put a value on the wrong side of an edge."""
     bounds = EDGES[edges]
     if edges != "signed_log":
         step = float(bounds[1] - bounds[0])
-        return torch.ceil((v - float(bounds[0])) / step).nan_to_num_(len(bounds)).clamp_(0, len(bounds)).long()
-    half = len(bounds) // 2                  # the bin (-1e-8, 1e-8]; half decades either side
-    decades = (v.abs().log10() - math.log10(_MAGNITUDES[0])) / 0.5
-    up = torch.ceil(decades).clamp_(0, half)
-    down = (torch.floor(decades) + 1).clamp_(0, half)
-    index = torch.where(v > 0, half + up, half - down)
-    return index.nan_to_num_(len(bounds)).long()
+        guess = torch.ceil((v - float(bounds[0])) / step)
+    else:
+        half = len(bounds) // 2              # the bin (-1e-8, 1e-8]; half decades either side
+        decades = (v.abs().log10() - math.log10(_MAGNITUDES[0])) / 0.5
+        guess = torch.where(v > 0, half + torch.ceil(decades).clamp_(0, half),
+                            half - (torch.floor(decades) + 1).clamp_(0, half))
+    index = guess.nan_to_num_(len(bounds)).clamp_(0, len(bounds)).long()
+    table = torch.as_tensor(np.concatenate([[-np.inf], bounds, [np.inf]]), dtype=v.dtype, device=v.device)
+    index -= (v <= table[index]).long()              # table[i] is edge i - 1
+    index += (v > table[index + 1]).long()
+    return index.clamp_(0, len(bounds))            # -inf: the first bin, as bucketize has it
 
 
 def _saturated(layer, mask) -> torch.Tensor:
