@@ -173,6 +173,11 @@ def test_the_statistics_survive_bytes_and_say_what_calls_for_attention():
     stats = fit(c.data.splits(), c.member()).statistics
     again = Statistics.from_bytes(stats.to_bytes())
     assert again.summary() == stats.summary() and again.examples == stats.examples
+    summary = stats.summary()
+    assert summary["examples_seen"] == stats.examples and set(summary["tensors"]) == set(stats.tensors)
+    hidden = summary["units"]["hidden 1"]
+    assert hidden["post"]["mean"] == stats.units["hidden 1"]["post"]["mean"] and hidden["activation"] == "sigmoid"
+    assert summary["tensors"]["W0"]["update_ratio"][0] is None                 # NaN at the start: null in JSON
     table = layer_table(stats)
     assert [u["layer"] for u in table["units"]] == ["hidden 1", "hidden 2", "output"]
     assert table["units"][0]["saturated"] > 0.5
