@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..nn import family_of
+from ..nn.family import generators
 from ..train import Data, Member, check_member
 
 EPSILON = 1e-4          # the chapter's suggestion, on a float64 copy
@@ -175,20 +176,9 @@ class _Replay:
     evaluation of the criterion draws the same corruption."""
 
     def __init__(self, extras):
-        self.generators = [g for g in _leaves(extras) if isinstance(g, torch.Generator)]
+        self.generators = generators(extras)
         self.states = [g.get_state() for g in self.generators]
 
     def rewind(self) -> None:
         for g, s in zip(self.generators, self.states):
             g.set_state(s)
-
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for v in tree.values():
-            yield from _leaves(v)
-    elif isinstance(tree, list):
-        for v in tree:
-            yield from _leaves(v)
-    else:
-        yield tree
