@@ -7,7 +7,8 @@ from .train import Member, Model, Result, Training, find_learning_rate, fit
 from .search import Choice, Fixed, IntLogUniform, IntUniform, LogUniform, Space, Uniform, When
 
 __version__ = "0.1.0"
-__all__ = ["AutoEncoder", "Choice", "ConfigError", "DataError", "Fixed", "IntLogUniform", "IntUniform", "LogUniform",
+__all__ = ["AutoEncoder", "Choice", "ConfigError", "DataError", "Fixed", "HyperLearner", "IntLogUniform", "IntUniform",
+           "LogUniform",
            "MLP", "Member", "RBM", "Model", "PurelearnError", "Result", "Space", "Study", "TestSetError", "Training", "Uniform", "When",
            "find_learning_rate", "fit", "load", "prepare", "tune"]
 
@@ -17,4 +18,7 @@ def __getattr__(name: str):
     if name in ("Study", "tune"):
         from . import execute
         return getattr(execute, name)
+    if name == "HyperLearner":     # scikit-learn loads with it, not with every import
+        from .evaluate import HyperLearner
+        return HyperLearner
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -409,10 +409,21 @@ def load_search(path: str | Path, overrides=(), flags: dict | None = None) -> tu
     """The training config, the ``[search]`` settings and the ``[search.space]`` table of a file;
     overrides (``KEY=VALUE`` text) may set ``search.*`` keys too, and ``flags`` (values already
     typed, from the command line's options) set ``[search]`` keys last."""
-    table = read_toml(path)
+    config, spec, space = search_table(read_toml(path), str(path), overrides, flags)
+    if space is None:
+        raise ConfigError(f"{path}: a [search.space] table is needed for tune, e.g. "
+                          "[search.space] \"train.lr\" = \"loguniform(1e-4, 1)\".")
+    return config, spec, space
+
+
+def search_table(table: dict, source: str, overrides=(), flags: dict | None = None
+                 ) -> tuple[Config, SearchSpec, dict | None]:
+    """:func:`load_search` of a table already read (``source`` names it in messages); the space
+    is None where the table has none."""
+    table = dict(table)
     search = table.pop("search", {})
     if not isinstance(search, dict):
-        raise ConfigError(f"{path}: search must be a table ([search]), got {search!r}.")
+        raise ConfigError(f"{source}: search must be a table ([search]), got {search!r}.")
     search = dict(search)
     space = search.pop("space", None)
     values = flatten(table)
@@ -432,11 +443,8 @@ def load_search(path: str | Path, overrides=(), flags: dict | None = None) -> tu
             value = str(value)                       # "auto" or a number
         merged[key] = _coerce(f"search.{key}", value, allowed[key])
     spec = SearchSpec(**merged).checked()
-    if space is None:
-        raise ConfigError(f"{path}: a [search.space] table is needed for tune, e.g. "
-                          "[search.space] \"train.lr\" = \"loguniform(1e-4, 1)\".")
-    if not isinstance(space, dict):
-        raise ConfigError(f"{path}: search.space must be a table of knobs ([search.space]), got {space!r}.")
+    if space is not None and not isinstance(space, dict):
+        raise ConfigError(f"{source}: search.space must be a table of knobs ([search.space]), got {space!r}.")
     return Config().with_values(values), spec, space
 
 

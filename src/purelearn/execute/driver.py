@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from ..config import flatten
+from ..config import Config, flatten
 from ..errors import ConfigError, unknown
 from ..search import BorderRule, Expansion, Space, check_space, make_strategy
 from ..search.layerwise import concrete_space
@@ -159,13 +159,24 @@ def _open_study(store, name, strategy, space, seed, expand, options, objective) 
     if record.settings.get("initial_space") != space.to_dict():
         raise ConfigError(f"study {name!r} in this store searched another space; use another study name "
                           "(--study) to search this one.")
-    stored = record.settings.get("config")
+    stored = _current(record.settings.get("config"))
     config = objective.config.to_dict() if isinstance(objective, ConfigObjective) else None
     if stored != config:
         raise ConfigError(f"study {name!r} in this store was run with another base configuration ("
                           f"{_difference(stored, config)}); a study's trials must be comparable: use another "
                           "study name (--study), or the same configuration.")
     return record
+
+
+def _current(stored: dict | None) -> dict | None:
+    """A stored base configuration as this version writes it: a key added since then has its
+    default, which is what the study's trials trained with."""
+    if stored is None:
+        return None
+    try:
+        return Config().with_values(flatten(stored)).to_dict()
+    except ConfigError:
+        return stored                  # a key since removed: the comparison names it
 
 
 def _difference(stored: dict | None, new: dict | None) -> str:

@@ -154,10 +154,10 @@ def member_params(params: dict[str, torch.Tensor], p: int, spec: MLP, n_in: int,
 
 
 def predict_scores(params: dict[str, torch.Tensor], X, activation: str) -> torch.Tensor:
-    """One member's output pre-activations [n, k] for inputs X [n, d]."""
+    """One member's output pre-activations [n, k] for inputs X [n, d], in the parameters' dtype."""
     stacked = one(params)
     with torch.no_grad():
-        return forward(stacked, torch.as_tensor(X, dtype=torch.float32), activation)[0]
+        return forward(stacked, torch.as_tensor(X, dtype=stacked["W0"].dtype), activation)[0]
 
 
 @register

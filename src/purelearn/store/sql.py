@@ -156,6 +156,14 @@ class Store:
     def __str__(self) -> str:
         return self.shown
 
+    def __reduce__(self):
+        """Pickled, a store in memory travels whole (its SQLite image); any other is opened again
+        where it is unpickled, by its path or URL."""
+        if self.memory:
+            return _from_image, (self.engine.raw_connection().driver_connection.serialize(),)
+        target = str(self.path) if self.path is not None else self.url.render_as_string(hide_password=False)
+        return Store, (target, False)
+
     def _schema(self) -> tuple[set[str], str | None]:
         """The tables found and the schema version recorded (None where there is none)."""
         with self.engine.connect() as c:
@@ -408,6 +416,13 @@ class Store:
         with self.engine.begin() as c:
             c.execute(tests.insert().values(study_id=study.id, trial_number=trial_number, value=value,
                                             forced=forced, at=time.time()))
+
+
+def _from_image(image: bytes) -> Store:
+    """A store in memory holding a pickled one's content."""
+    store = Store(":memory:")
+    store.engine.raw_connection().driver_connection.deserialize(image)
+    return store
 
 
 def _engine(url: sa.URL, shown: str, memory: bool) -> sa.Engine:

@@ -31,7 +31,9 @@ class Training:
     (10,000); on a new minimum better by more than ``improvement`` (relative), patience grows to
     examples x patience_increase (``multiply``) or examples + patience_increase (``add``).
     significance: level of McNemar's exact test a new minimum must pass (0: off). valid_every: examples
-    between validations (0: the validation-set size, at least B). max_epochs: budget.
+    between validations (0: the validation-set size, at least B). max_epochs: budget. max_examples:
+    a budget in examples seen, met at the first update that reaches it (0: none; a refit trains
+    for the examples at which the selected trial was best).
     divergence: a member whose training loss exceeds this factor times its initial loss, or
     becomes NaN/inf, is stopped as diverged. seed: initialization and example order.
     monitor: examples between snapshots of every layer's statistics (§4.2; 0: none).
@@ -60,6 +62,7 @@ class Training:
     significance: float = 0.0
     valid_every: int = 0
     max_epochs: int = 100
+    max_examples: int = 0
     divergence: float = 10.0
     seed: int = 0
     monitor: int = 0
@@ -90,6 +93,8 @@ class Training:
         _check(_whole(self.valid_every) and self.valid_every >= 0, "valid_every", self.valid_every,
                "a whole number of examples >= 0 (0: the validation-set size)")
         _check(_whole(self.max_epochs) and self.max_epochs >= 1, "max_epochs", self.max_epochs, "a whole number >= 1")
+        _check(_whole(self.max_examples) and self.max_examples >= 0, "max_examples", self.max_examples,
+               "a whole number of examples >= 0 (0: no budget but max_epochs)")
         _check(self.divergence > 1, "divergence", self.divergence, "> 1")
         _check(_whole(self.seed) and self.seed >= 0, "seed", self.seed, "a whole number >= 0")
         _check(_whole(self.monitor) and self.monitor >= 0, "monitor", self.monitor,

@@ -319,6 +319,8 @@ class Population:
         d, B = self.data, self.hp.batch_size
         valid_every = self.hp.valid_every or max(len(d.X_valid), B)
         max_epochs = np.array(_values(self.members, "max_epochs"))
+        max_examples = np.array([m.train.max_examples or np.iinfo(np.int64).max for m in self.members])
+        budgeted = bool(max_examples.min() < np.iinfo(np.int64).max)
         self.start = time.perf_counter()
         examples = step = epoch = 0
         self.steps_in_interval = 0
@@ -349,17 +351,28 @@ class Population:
                         order, epoch_criterion = order[keep], epoch_criterion[keep]
                     if not len(self.alive):
                         return
+                if budgeted and len(spent := np.flatnonzero(max_examples[self.alive] <= examples)):
+                    keep = self._spend(spent, examples, progress)
+                    yield from self._hand_out()
+                    order, epoch_criterion = order[keep], epoch_criterion[keep]
+                    if not len(self.alive):
+                        return
             self.live["schedule"].end_epoch(step, epoch_criterion / -(-d.n_train // B))
             spent = np.flatnonzero(max_epochs[self.alive] <= epoch)
             if len(spent):
-                # A member out of budget gets a last validation unless it just had one; the
-                # others go on exactly as they would alone.
-                curve = self.curves[self.alive[spent[0]]]
-                if not (curve and curve[-1]["examples_seen"] == examples):
-                    self._check(examples, spent, progress, budget=True)
-                else:
-                    self._retire(spent, ["budget"] * len(spent), examples)
+                self._spend(spent, examples, progress)
                 yield from self._hand_out()
+
+    def _spend(self, spent: np.ndarray, examples: int, progress) -> torch.Tensor:
+        """Retire the members at alive positions ``spent``, out of budget; returns the kept
+        positions. Each gets a last validation unless it just had one; the others go on exactly
+        as they would alone."""
+        curve = self.curves[self.alive[spent[0]]]
+        if not (curve and curve[-1]["examples_seen"] == examples):
+            kept = self._check(examples, spent, progress, budget=True)
+        else:
+            kept = self._retire(spent, ["budget"] * len(spent), examples)
+        return kept
 
     def _check(self, examples: int, pos: np.ndarray, progress, budget: bool = False):
         """Validate members at alive positions ``pos``, report progress, retire those that stop;
