@@ -29,7 +29,9 @@ class DataSpec:
     ["standardize", "pca(0.95)"]. valid, test: fractions held out. seed: the split's seed.
     labeled: the training examples whose labels are used, a fraction in (0, 1) or a count (0:
     all); the rest are unlabeled inputs that pre-training (and any family that learns its own
-    inputs) uses too.
+    inputs) uses too. folds: K-fold cross-validation (0: one validation split): a trial trains
+    one member per fold and its value is their mean. fold: the fold that validates when one
+    split is trained (``train``).
     """
 
     name: str = "digits"
@@ -41,6 +43,8 @@ class DataSpec:
     test: float = 0.2
     seed: int = 0
     labeled: float = 0.0
+    folds: int = 0
+    fold: int = 0
 
     def dataset(self):
         """The data as loaded, before it is split."""
@@ -48,7 +52,7 @@ class DataSpec:
 
     def splits(self) -> Splits:
         return prepare(self.dataset(), valid=self.valid, test=self.test, seed=self.seed,
-                       preprocess=self.preprocess, labeled=self.labeled)
+                       preprocess=self.preprocess, labeled=self.labeled, folds=self.folds, fold=self.fold)
 
 
 @dataclass(frozen=True)

@@ -63,19 +63,42 @@ class Splits:
 
 
 def split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int,
-                  stratify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  stratify: bool, folds: int = 0, fold: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shuffled train/valid/test indices; per class when ``stratify`` so each split keeps the
-    class proportions (bundled sets can be sorted by label)."""
+    class proportions (bundled sets can be sorted by label). With ``folds`` = K > 1 the
+    validation part is fold ``fold`` of K cut from what the test split leaves (``fractions[0]``
+    unused): see :func:`fold_of`."""
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
     parts = ([], [], [])
     for g in groups:
         g = rng.permutation(g)
         n_valid, n_test = (int(round(f * len(g))) for f in fractions)
+        n_valid = 0 if folds else n_valid
         parts[1].append(g[:n_valid])
         parts[2].append(g[n_valid:n_valid + n_test])
         parts[0].append(g[n_valid + n_test:])
-    return tuple(rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)
+    train, valid, test = (rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)
+    if folds:
+        where = fold_of(y[train], folds, seed, stratify)
+        train, valid = train[where != fold], train[where == fold]
+    return train, valid, test
+
+
+def fold_of(y: np.ndarray, folds: int, seed: int, stratify: bool) -> np.ndarray:
+    """Each example's fold (0..K-1), or -1: K folds of exactly n // K examples each (dealt in
+    turn from a class-sorted shuffle when ``stratify``, so each keeps the class proportions),
+    so that every fold's training part has the same size; the n mod K examples left over (at
+    most K - 1) validate in no fold and train in every one."""
+    rng = np.random.default_rng([seed, 2])
+    order = rng.permutation(len(y))
+    if stratify:
+        order = order[np.argsort(y[order], kind="stable")]
+    size = len(y) // folds
+    where = np.full(len(y), -1, dtype=np.int64)
+    dealt = np.arange(len(y))
+    where[order] = np.where(dealt < size * folds, dealt % folds, -1)
+    return where
 
 
 def labeled_part(y: np.ndarray, labeled: float, seed: int, stratify: bool) -> np.ndarray:
@@ -104,17 +127,21 @@ def labeled_part(y: np.ndarray, labeled: float, seed: int, stratify: bool) -> np
 
 
 def prepare(data: Dataset, *, valid: float = 0.2, test: float = 0.2, seed: int = 0,
-            preprocess=(), labeled: float = 0) -> Splits:
+            preprocess=(), labeled: float = 0, folds: int = 0, fold: int = 0) -> Splits:
     """Split ``data`` (stratified for classification, seeded) and fit ``preprocess`` on train
-    (every training input, labeled or not). ``labeled``: see :func:`labeled_part`."""
+    (every training input, labeled or not). ``labeled``: see :func:`labeled_part`. ``folds`` =
+    K >= 2: cross-validation, the validation part is fold ``fold`` (0..K-1) of what the test
+    split leaves (``valid`` is then unused; see :func:`fold_of`)."""
     for key, f in (("data.valid", valid), ("data.test", test)):
         if not 0 <= f < 1:
             raise ConfigError(f"{key} = {f} must be a fraction in [0, 1).")
-    if valid <= 0:
+    check_folds(folds, fold)
+    if valid <= 0 and not folds:
         raise ConfigError("data.valid must be > 0: hyper-parameters and early stopping are chosen on it.")
-    if valid + test >= 1:
+    if valid + test >= 1 and not folds:
         raise ConfigError(f"data.valid + data.test = {valid + test} leaves no training examples; keep it below 1.")
-    tr, va, te = split_indices(data.y, (valid, test), seed, stratify=data.task == "classification")
+    tr, va, te = split_indices(data.y, (valid, test), seed, stratify=data.task == "classification",
+                               folds=folds, fold=fold)
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"{data.name}: {len(data.X)} examples are too few to split into train and valid.")
     steps = fit_steps(preprocess, data.X[tr])
@@ -124,3 +151,12 @@ def prepare(data: Dataset, *, valid: float = 0.2, test: float = 0.2, seed: int =
     return Splits(X["train"][keep], data.y[tr][keep], X["valid"], data.y[va], data.task, data.n_outputs,
                   data.name, test_part, steps=steps, classes=data.classes, input_features=data.X.shape[1],
                   X_unlabeled=X["train"][~keep] if not keep.all() else None)
+
+
+def check_folds(folds: int, fold: int) -> None:
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds == 1 or folds < 0:
+        raise ConfigError(f"data.folds = {folds!r}: give a whole number of cross-validation folds >= 2 "
+                          "(0: one validation split of data.valid).")
+    if not isinstance(fold, int) or isinstance(fold, bool) or not 0 <= fold < max(folds, 1):
+        raise ConfigError(f"data.fold = {fold!r}: the fold that validates is a whole number from 0 to "
+                          f"{max(folds - 1, 0)} (data.folds = {folds}).")

@@ -173,11 +173,10 @@ class RBMFamily(OneHiddenLayer):
         dev = data.device
         spec = members[0].model
         if spec.visible == "binary":          # log(p / (1 - p)) of each input's training mean (§3.2)
-            p = data.X_train.double().mean(0).clamp(1e-3, 1 - 1e-3)
-            start = (p / (1 - p)).log().float().cpu().view(1, -1)
             for m, d in zip(members, drawn):
                 if m.start is None:           # given parameters keep their own
-                    d["b1"] = start.clone()
+                    p = data.training_inputs(m.fold).double().mean(0).clamp(1e-3, 1 - 1e-3)
+                    d["b1"] = (p / (1 - p)).log().float().cpu().view(1, -1)
         masks = unit_masks([(m.model.hidden,) for m in members])
         extras = {"mask": None if masks is None else masks[0].to(dev),
                   "gibbs": Members(torch.Generator(dev).manual_seed(int(m.train.seed) * 7919 + 3) for m in members),

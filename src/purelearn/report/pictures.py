@@ -60,7 +60,8 @@ def raw_splits(spec) -> RawSplits:
     is not touched."""
     data = spec.dataset()
     stratify = data.task == "classification"
-    train, valid, _ = split_indices(data.y, (spec.valid, spec.test), spec.seed, stratify=stratify)
+    train, valid, _ = split_indices(data.y, (spec.valid, spec.test), spec.seed, stratify=stratify,
+                                    folds=spec.folds, fold=spec.fold)
     keep = labeled_part(data.y[train], spec.labeled, spec.seed, stratify=stratify)
     X = data.X[train]
     return RawSplits(X[keep], np.concatenate([X[keep], X[~keep]]), data.X[valid], data.y[valid], data.classes)

@@ -97,19 +97,25 @@ def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
 def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_population: int | None = None,
              data: Data | None = None, memory_limit: int | None = None):
     """Like :func:`fit`, but yields (index, Result) as each member stops. ``data``: the splits
-    already on the device, for a caller that trains many batches on the same splits."""
-    checked = [check_member(m, splits) for m in members]
-    shape = (splits.n_features, splits.n_outputs)
+    already on the device, for a caller that trains many batches on the same splits.
+    ``splits`` may be the list of a cross-validation's folds (``data.folds``): each member
+    trains on its own (``Member.fold``), and members of every fold share populations."""
+    folds = list(splits) if isinstance(splits, (list, tuple)) else [splits]
+    for m in members:
+        if not 0 <= m.fold < len(folds):
+            raise ValueError(f"a member trains on fold {m.fold}, but the data has {len(folds)}")
+    checked = [check_member(m, folds[m.fold]) for m in members]
+    shape = (folds[0].n_features, folds[0].n_outputs)
     for m in checked:
         check_fits(m, *shape, memory_limit)
-    data = data or Data(splits, resolve_device(device), *inputs_of(checked))
+    data = data or Data(folds if len(folds) > 1 else folds[0], resolve_device(device), *inputs_of(checked))
     cost = None if memory_limit is None else (lambda m: footprint(m, *shape))
     for part in populations(checked, max_population or len(checked), width_ratio(data.device), memory_limit, cost):
         group = [checked[i] for i in part]
         try:
             for j, result in Population(group, data).iterate(progress):
-                result.preprocessing, result.classes = splits.steps, splits.classes
-                result.n_inputs = splits.input_features
+                own = folds[group[j].fold]
+                result.preprocessing, result.classes, result.n_inputs = own.steps, own.classes, own.input_features
                 yield part[j], result
         except Exception as e:
             if is_allocation_failure(e):

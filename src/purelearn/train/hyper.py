@@ -135,11 +135,14 @@ class Member:
     """One configuration to train: a model, how to train it, and its seed (in ``train``).
 
     start: the member's initial parameters (its family's names and shapes, e.g. a result's
-    ``params``, or a pre-trained level's), instead of drawing them from the seed."""
+    ``params``, or a pre-trained level's), instead of drawing them from the seed. fold: which
+    of the training data's cross-validation folds it trains on and validates with, when its
+    population's data holds several (``Data`` of a list of splits)."""
 
     model: MLP = MLP()
     train: Training = Training()
     start: dict | None = field(default=None, compare=False, repr=False)
+    fold: int = 0
 
 
 TRAINING_KEYS = tuple(f.name for f in fields(Training))

@@ -40,13 +40,27 @@ class Data:
     (digits, 6% of inputs always zero: 8% slower; MNIST, 16%: 5% faster). ``leave_out=False``
     keeps every input (a family that reconstructs its input must see them all).
     ``unlabeled``: the training inputs include the unlabeled ones (for families that learn
-    their own inputs; ``y_train`` then covers only the labeled)."""
+    their own inputs; ``y_train`` then covers only the labeled).
+
+    ``splits`` may be a list: the K folds of a cross-validation (``data.folds``), each with its
+    own preprocessing, of equal sizes. Their training parts are concatenated (a member of fold
+    k draws its examples from the k-th block), and so are their validation parts (a member's
+    errors are read from its block): members that differ only in their fold share one
+    population, at the price of validating every member on every fold's block."""
 
     LEAVE_OUT = 0.1
 
     def __init__(self, splits, device: torch.device, leave_out: bool = True, unlabeled: bool = False):
+        folds = list(splits) if isinstance(splits, (list, tuple)) else [splits]
+        splits = folds[0]
+        if len({(len(s.X_train), len(s.X_valid)) for s in folds}) > 1 or (unlabeled and len(folds) > 1):
+            raise ValueError("the folds of one Data must have training and validation parts of equal sizes, "
+                             "and no unlabeled inputs")
+        self.folds, self.n_valid = len(folds), len(splits.X_valid)
+        self._n_train = len(splits.inputs() if unlabeled else splits.X_train)
         ydtype = torch.int64 if splits.task == "classification" else torch.float32
-        X_train, X_valid = splits.inputs() if unlabeled else splits.X_train, splits.X_valid
+        X_train = splits.inputs() if unlabeled else np.concatenate([s.X_train for s in folds])
+        X_valid = np.concatenate([s.X_valid for s in folds])
         active = (X_train != 0).any(0)
         worth = leave_out and (~active).mean() >= self.LEAVE_OUT   # not 1 - mean: 1 - 0.9 < 0.1 in floats
         self.columns = np.argsort(~active, kind="stable") if worth else None
@@ -54,9 +68,9 @@ class Data:
         if self.columns is not None:
             X_train, X_valid = X_train[:, self.columns[:self.n_active]], X_valid[:, self.columns]
         self.X_train = torch.as_tensor(np.ascontiguousarray(X_train), device=device)
-        self.y_train = torch.as_tensor(splits.y_train, dtype=ydtype, device=device)
+        self.y_train = torch.as_tensor(np.concatenate([s.y_train for s in folds]), dtype=ydtype, device=device)
         self.X_valid = torch.as_tensor(np.ascontiguousarray(X_valid), device=device)
-        self.y_valid = torch.as_tensor(splits.y_valid, dtype=ydtype, device=device)
+        self.y_valid = torch.as_tensor(np.concatenate([s.y_valid for s in folds]), dtype=ydtype, device=device)
         self.n_in, self.n_out, self.device = splits.n_features, splits.n_outputs, device
 
     def reorder(self, W0: torch.Tensor, back: bool = False) -> torch.Tensor:
@@ -69,7 +83,20 @@ class Data:
 
     @property
     def n_train(self) -> int:
-        return len(self.X_train)
+        """A member's training examples (those of one fold)."""
+        return self._n_train
+
+    def training_inputs(self, fold: int = 0) -> torch.Tensor:
+        """The training inputs of one fold."""
+        n = self.n_train
+        return self.X_train[fold * n:(fold + 1) * n]
+
+    def own(self, per_example: torch.Tensor, folds: torch.Tensor) -> torch.Tensor:
+        """Per-example validation values [P, folds x n_valid] -> each member's own fold's [P, n_valid]."""
+        if self.folds == 1:
+            return per_example
+        at = folds[:, None] * self.n_valid + torch.arange(self.n_valid, device=folds.device)
+        return per_example.gather(1, at)
 
 
 def _values(members, name: str) -> list:
@@ -119,9 +146,13 @@ class Population:
         self.best = {k: v.clone() for k, v in params.items()}
         self.best_loss = np.full(P, np.inf)
         self.level = np.array(_values(members, "significance"))
-        self.best_example_errors = (torch.full((P, len(data.X_valid)), float("inf"), device=dev)
+        self.best_example_errors = (torch.full((P, data.n_valid), float("inf"), device=dev)
                                     if self.level.any() else None)
         self.rngs = [np.random.default_rng([m.train.seed, 1]) for m in members]
+        self.fold = torch.tensor([m.fold for m in members], device=dev)
+        if not all(0 <= m.fold < data.folds for m in members) or (data.folds > 1 and self.hp.monitor):
+            raise ValueError(f"members train on folds 0..{data.folds - 1} of their data, and are monitored "
+                             "(train.monitor) only on a data of one fold")
         self.alive = np.arange(P)
         self.curves = [[] for _ in range(P)]
         self.stopped = [None] * P
@@ -209,11 +240,15 @@ class Population:
     # ---- validation and stopping ---------------------------------------------------------
 
     def _evaluate(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-example validation error and monitors, [P_alive, N]."""
+        """Per-example validation error and monitors, [P_alive, N], each member on its own fold."""
         live, d = self.live, self.data
         params = live["average"] if live["average"] is not None else live["params"]
         y = d.X_valid if not self.family.supervised else d.y_valid
-        return self.family.evaluate(self.model, params, live["extras"], d.X_valid, y)
+        error, monitors = self.family.evaluate(self.model, params, live["extras"], d.X_valid, y)
+        if d.folds == 1:
+            return error, monitors
+        folds = self.fold[torch.as_tensor(self.alive, device=d.device)]
+        return d.own(error, folds), {k: d.own(v, folds) for k, v in monitors.items()}
 
     def _validate(self, examples: int, train_loss: np.ndarray, seconds: float, pos: np.ndarray) -> np.ndarray:
         """Validate the alive members at positions ``pos``; returns the reason each of them
@@ -285,7 +320,8 @@ class Population:
 
     def _orders(self) -> torch.Tensor:
         """This epoch's example order of every alive member, each from its own generator."""
-        return torch.as_tensor(np.stack([self.rngs[i].permutation(self.data.n_train) for i in self.alive]),
+        n = self.data.n_train
+        return torch.as_tensor(np.stack([self.rngs[i].permutation(n) + self.members[i].fold * n for i in self.alive]),
                                device=self.data.device)
 
     def time_steps(self, steps: int) -> float:
@@ -317,7 +353,7 @@ class Population:
         """Train every member, yielding (index, Result) as each one stops, so a caller can keep
         the results of finished members while the others still train."""
         d, B = self.data, self.hp.batch_size
-        valid_every = self.hp.valid_every or max(len(d.X_valid), B)
+        valid_every = self.hp.valid_every or max(d.n_valid, B)
         max_epochs = np.array(_values(self.members, "max_epochs"))
         max_examples = np.array([m.train.max_examples or np.iinfo(np.int64).max for m in self.members])
         budgeted = bool(max_examples.min() < np.iinfo(np.int64).max)
