@@ -76,6 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--evaluate-test", action="store_true",
                       help="evaluate the selected configuration on the test split, once per study")
     tune.add_argument("--force", action="store_true", help="with --evaluate-test: evaluate again (recorded)")
+    evaluate = commands.add_parser("evaluate", help="double cross-validation (§3): the error of the whole learner, "
+                                   "its hyper-parameter search included",
+                                   description="Estimate the generalization error of the search a config describes: "
+                                               "each outer fold's training part is searched (selecting by inner "
+                                               "folds or a validation split) and refitted, then scored once on the "
+                                               "fold held out. Every example of the data is used (data.test is not).")
+    evaluate.add_argument("config", help="TOML file with [data], [model], [train], [search] and [search.space]")
+    evaluate.add_argument("--outer", type=int, default=5, help="outer folds (default 5)")
+    evaluate.add_argument("--inner", type=int, default=0, help="inner folds that select (default 0: the inner "
+                          "validation split data.valid)")
+    evaluate.add_argument("--trials", type=int, help="trials per outer fold (search.trials)")
+    evaluate.add_argument("--workers", type=int, help="worker processes (search.workers; default: one per core)")
+    evaluate.add_argument("--store", help="SQLite file or database URL keeping every fold's study, so that a run "
+                          "stopped resumes (default: runs/<config>-evaluate.db)")
+    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a config or [search] key with a TOML value")
+    evaluate.add_argument("--json", action="store_true", help="print the estimate as one JSON object on stdout")
     for name, help_text in (("trials", "table of a study's trials, best first"),
                             ("best", "the best configuration as TOML, ready for `purelearn train`"),
                             ("report", "HTML report with pictures of a study")):
@@ -542,7 +559,41 @@ def _names_a_store(path: str) -> bool:
         return False
 
 
-COMMANDS = {"train": train_command, "check": check_command, "tune": tune_command, "trials": trials_command, "best": best_command,
+def evaluate_command(args) -> int:
+    from pathlib import Path
+
+    from .config import read_toml, search_table, with_overrides
+    from .evaluate import HyperLearner, double_cross_validation
+    from .store.urls import shown
+
+    flags = {k: v for k, v in (("trials", args.trials), ("workers", args.workers)) if v is not None}
+    table = with_overrides(read_toml(args.config), args.overrides)
+    config, spec, _ = search_table(table, args.config, (), flags)
+    data = config.data.dataset()
+    if data.task not in ("classification", "regression"):
+        raise ConfigError(f"evaluate estimates a classification's or a regression's error; {data.name} is {data.task}.")
+    store = args.store or f"runs/{Path(args.config).stem}-evaluate.db"
+    Path(store).parent.mkdir(parents=True, exist_ok=True) if "://" not in store and store != ":memory:" else None
+    learner = HyperLearner(table, trials=spec.trials, cv=args.inner, store=store, study=Path(args.config).stem,
+                           population=spec.population_size(), n_jobs=spec.workers or -1, random_state=spec.seed,
+                           task=data.task)
+    print(f"double cross-validation of {data.name} ({len(data.X)} examples) in {shown(store)}: {args.outer} outer "
+          f"folds, {spec.trials} {spec.strategy} trials each", file=sys.stderr)
+    start = time.perf_counter()
+
+    def progress(fold):
+        print(f"outer fold {fold.fold + 1}/{args.outer}: inner {fold.inner:.4f}, outer {fold.outer:.4f} "
+              f"({fold.seconds:.1f} s)", file=sys.stderr)
+
+    estimate = double_cross_validation(learner, data.X, data.y, outer=args.outer, seed=spec.seed, progress=progress)
+    if args.json:
+        print(json.dumps(estimate.to_dict() | {"seconds": round(time.perf_counter() - start, 3)}))
+        return 0
+    print("\n".join(estimate.lines()))
+    return 0
+
+
+COMMANDS = {"train": train_command, "evaluate": evaluate_command, "check": check_command, "tune": tune_command, "trials": trials_command, "best": best_command,
             "report": report_command, "advise": advise_command}
 
 if __name__ == "__main__":

@@ -300,6 +300,21 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+def with_overrides(table: dict, overrides=()) -> dict:
+    """A copy of a config's tables with ``KEY=VALUE`` overrides set in them (``search.*`` keys too)."""
+    table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
+    for text in overrides:
+        key, value = parse_override(text)
+        *sections, name = key.split(".")
+        where = table
+        for section in sections:
+            inner = where.get(section)
+            where[section] = inner = dict(inner) if isinstance(inner, dict) else {}
+            where = inner
+        where[name] = value
+    return table
+
+
 def read_toml(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():

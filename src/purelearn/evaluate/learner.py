@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..config import Config, SearchSpec, read_toml, search_table
 from ..data.datasets import cache_dir, from_arrays
 from ..data.preprocess import apply_steps, fit_steps
-from ..data.splits import Splits, split_indices
+from ..data.splits import Splits, check_folds, split_indices
 from ..errors import ConfigError, PurelearnError, unknown
 from ..files import write_atomic
 from ..nn import family_of
@@ -62,10 +62,15 @@ class HyperLearner(BaseEstimator):
     validation_fraction : float, default=None
         The fraction of ``fit``'s examples held out for early stopping and selection. None: the
         config's ``data.valid`` (0.2).
+    cv : int, default=None
+        K >= 2: select by K-fold cross-validation instead (a trial's value is the mean of its K
+        folds' early-stopped validation errors; the folds of all trials train as shared
+        populations). None: the config's ``data.folds`` (0: the validation split).
     refit : {"retrain", "best_trial"}, default="retrain"
         ``retrain``: the best configuration trained again on every example for as many examples
-        as the best trial had seen at its best validation point. ``best_trial``: the best
-        trial's own network, trained without the validation part.
+        as the best trial had seen at its best validation point (with ``cv``: where the folds'
+        mean validation error was lowest). ``best_trial``: the best trial's own network, trained
+        without the validation part (with ``cv``: its first fold's).
     store : str, default=None
         Where the study is kept: a SQLite path or a database URL. None: in memory (it travels
         with the estimator when pickled). With a store, fitting the same data with the same
@@ -108,7 +113,7 @@ class HyperLearner(BaseEstimator):
     True
     """
 
-    def __init__(self, config=None, *, space=None, strategy=None, trials=None, validation_fraction=None,
+    def __init__(self, config=None, *, space=None, strategy=None, trials=None, validation_fraction=None, cv=None,
                  refit="retrain", store=None, study=None, population="auto", n_jobs=None, random_state=None,
                  verbose=0, task="classification"):
         self.config = config
@@ -116,6 +121,7 @@ class HyperLearner(BaseEstimator):
         self.strategy = strategy
         self.trials = trials
         self.validation_fraction = validation_fraction
+        self.cv = cv
         self.refit = refit
         self.store = store
         self.study = study
@@ -161,6 +167,7 @@ class HyperLearner(BaseEstimator):
         seed = _seed(self.random_state)
         config, spec, space = self._settings()
         valid = config.data.valid if self.validation_fraction is None else self.validation_fraction
+        folds = config.data.folds if self.cv is None else self.cv
         data = from_arrays(X, y, "the training data", self.task)
         strategy = self.strategy or spec.strategy
         search = dict(strategy=strategy, seed=seed, expand=spec.expand, options=replace(spec, strategy=strategy).options())
@@ -169,12 +176,13 @@ class HyperLearner(BaseEstimator):
         with _arrays(data, self.store) as path:
             config = config.with_values({"data.name": str(path), "data.task": self.task, "data.valid": valid,
                                          "data.test": 0.0, "data.seed": seed, "data.target": "",
-                                         "data.labels": "", "data.labeled": 0.0})
+                                         "data.labels": "", "data.labeled": 0.0, "data.folds": folds,
+                                         "data.fold": 0})
             config = _fitting_batches(config, data)
             # what the study's trials depend on names it: the same fit resumes it, more trials extend it
             name = f"{self.study or 'fit'}-{_digest(path.stem, config, space, search)}"
-            self._say(1, f"searching {running['trials']} trials ({strategy}) on {len(X)} examples, "
-                         f"{valid:.0%} held out for validation")
+            held = f"{folds}-fold cross-validation" if folds else f"{valid:.0%} held out for validation"
+            self._say(1, f"searching {running['trials']} trials ({strategy}) on {len(X)} examples, {held}")
             study = tune(config, space, store=self.store, study=name, progress=self._progress, **search, **running)
         best = study.best
         if best is None:
@@ -263,6 +271,16 @@ class HyperLearner(BaseEstimator):
         return float(accuracy_score(y, self.predict(X)) if self.task == "classification"
                      else r2_score(y, self.predict(X)))
 
+    def error(self, X, y) -> float:
+        """The criterion selection minimized, on (X, y): the misclassification rate, or the
+        squared error summed over the outputs (mean over examples)."""
+        check_is_fitted(self)
+        y = np.asarray(y)
+        if self.task == "classification":
+            return float((self.predict(X) != y).mean())
+        values = self.predict(X).reshape(len(y), -1)
+        return float(((values - y.reshape(len(y), -1)) ** 2).sum(1).mean())
+
     # ---- progress ---------------------------------------------------------------------
 
     def _say(self, level: int, text: str) -> None:
@@ -280,21 +298,27 @@ class HyperLearner(BaseEstimator):
 def _fitting_batches(config: Config, data) -> Config:
     """A minibatch no larger than the training part: on a few dozen examples the default of 32
     would not fit, and a learner given them should still learn."""
-    if not 0 < config.data.valid < 1:
-        raise ConfigError(f"validation_fraction = {config.data.valid!r} must be a fraction in (0, 1).")
-    train, _, _ = split_indices(data.y, (config.data.valid, 0.0), config.data.seed,
-                                stratify=data.task == "classification")
+    spec = config.data
+    if not spec.folds and not 0 < spec.valid < 1:
+        raise ConfigError(f"validation_fraction = {spec.valid!r} must be a fraction in (0, 1).")
+    check_folds(spec.folds, 0)
+    if spec.folds > len(data.y) // 2:
+        raise ConfigError(f"cv = {spec.folds}: {len(data.y)} examples make at most {len(data.y) // 2} folds of "
+                          "two examples or more.")
+    train, _, _ = split_indices(data.y, (spec.valid, 0.0), spec.seed, stratify=data.task == "classification",
+                                folds=spec.folds)
     if config.train.batch_size <= len(train):
         return config
     return config.with_values({"train.batch_size": max(len(train), 1)})
 
 
 def examples_at_best(trial) -> int:
-    """The examples a trial had seen at its best validation point (where its value was read)."""
-    for row in trial.curve:
-        if row["valid_error"] == trial.value:
-            return int(row["examples_seen"])
-    raise PurelearnError(f"trial {trial.number}'s curve has no point at its value {trial.value}.")
+    """The examples a trial had seen at its lowest validation error (the first such point): where
+    its value was read, or for a cross-validated trial where the folds' mean was lowest."""
+    if not trial.curve:
+        raise PurelearnError(f"trial {trial.number} has no learning curve to read its best point from.")
+    best = min(trial.curve, key=lambda row: row["valid_error"])
+    return int(best["examples_seen"])
 
 
 def _seed(random_state) -> int:

@@ -70,8 +70,16 @@ def data_key(config: Config) -> str:
 
 
 def _splits(config: Config):
-    """The splits of a data spec."""
-    return _once(_SPLITS, data_key(config), config.data.splits)
+    """The splits of a data spec; with cross-validation (``data.folds``) the list of its folds'."""
+    if not config.data.folds:
+        return _once(_SPLITS, data_key(config), config.data.splits)
+    spec = config.data
+    return _once(_SPLITS, data_key(config), lambda: [replace(spec, fold=k).splits() for k in range(spec.folds)])
+
+
+def first_fold(splits):
+    """The splits themselves, or a cross-validation's first fold (what checks a member)."""
+    return splits[0] if isinstance(splits, list) else splits
 
 
 def _data(key: tuple, splits):
@@ -130,6 +138,10 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
             for m in cfg.levels():
                 check_member(m, splits)
             return _Job(check_member(cfg.member(), splits), splits, (f"stack {number}", cfg.device), stack=cfg)
+        if isinstance(splits, list):
+            _check_folds(cfg, level)
+            member = check_member(cfg.member(), splits[0])
+            return _Job(member, splits, (data_key(cfg), cfg.device, *inputs_of([member])))
         if level is None:
             member = check_member(cfg.member(), splits)
             return _Job(member, splits, (data_key(cfg), cfg.device, *inputs_of([member])))
@@ -147,6 +159,35 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
         return _Job(member, code, key, below=tuple(below), level=True, screen=screen)
     except PurelearnError as e:
         return _Job(error=f"{type(e).__name__}: {e}")
+
+
+def _check_folds(cfg: Config, level) -> None:
+    if level is not None or cfg.pretrain.levels:
+        raise ConfigError(f"data.folds = {cfg.data.folds}: cross-validation trains one network per fold; a "
+                          "pre-trained stack or a layer-wise search selects on one validation split (data.folds = 0).")
+    if cfg.train.monitor:
+        raise ConfigError("train.monitor watches one network's layers: with data.folds there is one per fold; "
+                          "monitor a single split (data.folds = 0), e.g. the selected configuration's `train`.")
+
+
+def _cross_validated(results: list) -> Outcome:
+    """A trial of K folds: its value is the mean of the folds' best validation errors, its curve
+    the folds' mean over the validations every fold reached (``folds``: K), its model fold 0's."""
+    if any(r.diverged for r in results) or not all(math.isfinite(r.best_valid_error) for r in results):
+        status, value = "diverged", None
+    else:
+        status, value = "complete", sum(r.best_valid_error for r in results) / len(results)
+    curves = [r.curve for r in results]
+    curve = [{k: _across(k, [row[k] for row in rows]) for k in rows[0]} | {"folds": len(rows)} for rows in zip(*curves)]
+    return Outcome(status, value, curve, model=results[0].model.to_bytes())
+
+
+def _across(key: str, values: list):
+    """One curve entry of K folds validated at the same point: the examples seen (the same in
+    every fold), the longest time, the mean of the rest."""
+    if key == "examples_seen":
+        return values[0]
+    return max(values) if key == "seconds" else sum(values) / len(values)
 
 
 @dataclass
@@ -187,9 +228,11 @@ class ConfigObjective:
             if job.error:
                 costs.append(([i], 0.0))
                 continue
-            splits, member = job.splits, job.member
+            folds = job.splits if isinstance(job.splits, list) else [job.splits]
+            splits, member = folds[0], job.member
             shape = (splits.n_features, splits.n_outputs)
-            cost = family_of(member.model).n_params(member.model, *shape) * member.train.max_epochs * len(splits.X_train)
+            cost = (family_of(member.model).n_params(member.model, *shape) * member.train.max_epochs
+                    * len(splits.X_train) * len(folds))
             by_data.setdefault(job.key, []).append((i, member, cost, shape))
         for (_, device, *_), group in by_data.items():
             shape = group[0][3]
@@ -231,10 +274,28 @@ class ConfigObjective:
             yield 0, _outcome(result.finetune)
         elif first.level:
             yield from self._levels(group)
+        elif isinstance(first.splits, list):
+            yield from self._folds(group)
         else:
             for j, result in fit_iter(first.splits, [job.member for _, job in group],
                                       data=_data(first.key, first.splits), memory_limit=self.memory_limit):
                 yield j, _outcome(result)
+
+    def _folds(self, group):
+        """Trials of a cross-validation: a member per trial and fold, every fold's members in
+        shared populations; a trial is handed back when its last fold stops."""
+        from ..train import fit_iter
+
+        first = group[0][1]
+        K = len(first.splits)
+        members = [replace(job.member, fold=k) for _, job in group for k in range(K)]
+        results: dict[int, dict] = {}
+        for i, result in fit_iter(first.splits, members, data=_data(first.key, first.splits),
+                                  memory_limit=self.memory_limit):
+            trial = results.setdefault(i // K, {})
+            trial[i % K] = result
+            if len(trial) == K:
+                yield i // K, _cross_validated([trial[k] for k in range(K)])
 
     def _levels(self, group):
         """The candidates of one level on one parent's code, trained as one population (or,

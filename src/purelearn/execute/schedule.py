@@ -102,10 +102,11 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
     timed, and the timed populations are split to fit it."""
     from ..train import Population, check_member, resolve_device
     from ..train.fit import inputs_of, populations, width_ratio
-    from .objective import _data, _splits, apply_params, data_key
+    from .objective import _data, _splits, apply_params, data_key, first_fold
 
     draws = [apply_params(config, space.sample(np.random.default_rng([seed, 99, i])), i) for i in range(size)]
-    splits = _splits(draws[0])
+    folds = _splits(draws[0])
+    splits = first_fold(folds)
     members = []
     for c in draws:
         try:
@@ -119,7 +120,7 @@ def calibrate(config, space, seed: int = 0, size: int = 16, steps: int = 3, time
     members = [m for m in members if footprint(m, *shape) <= limit]
     if not timed or not members:
         return Calibration(math.nan, math.nan, size, largest, device.type)
-    data = _data((data_key(draws[0]), draws[0].device, *inputs_of(members)), splits)
+    data = _data((data_key(draws[0]), draws[0].device, *inputs_of(members)), folds)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -64,12 +64,12 @@ class _Judge:
 
     def _judge(self, params):
         # Imported here: the execute package imports this one.
-        from ..execute.objective import _splits, apply_params
+        from ..execute.objective import _splits, apply_params, first_fold
         from ..train import check_member
 
         try:
             cfg = apply_params(self.config, params, 0)
-            check_member(cfg.member(), _splits(cfg))   # the driver's cache: trials reuse the data
+            check_member(cfg.member(), first_fold(_splits(cfg)))   # the driver's cache: trials reuse the data
         except PurelearnError as e:
             return str(e)
         return None
