@@ -93,6 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                           help="override a config or [search] key with a TOML value")
     evaluate.add_argument("--json", action="store_true", help="print the estimate as one JSON object on stdout")
+    finals = commands.add_parser("finals", help="the best configurations of a study with new seeds, and their "
+                                 "committees (§3.2)",
+                                 description="Train the best few configurations of a study again with several new "
+                                             "seeds each (as one batch of populations): their validation errors' "
+                                             "mean and standard deviation show whether the best was luck; "
+                                             "committees average the members' outputs.")
+    finals.add_argument("store", help="the study store (SQLite file or database URL)")
+    finals.add_argument("--study", help="study name (needed when the store holds several)")
+    finals.add_argument("--top", type=int, default=3, help="how many best configurations (default 3)")
+    finals.add_argument("--seeds", type=int, default=10, help="new seeds per configuration (default 10)")
+    finals.add_argument("--bagging", action="store_true", help="each member also on its own bootstrap sample")
+    finals.add_argument("--evaluate-test", action="store_true", help="score them on the test split too, read once "
+                        "per study")
+    finals.add_argument("--force", action="store_true", help="with --evaluate-test: read the test split again "
+                        "(recorded)")
+    finals.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
     for name, help_text in (("trials", "table of a study's trials, best first"),
                             ("best", "the best configuration as TOML, ready for `purelearn train`"),
                             ("report", "HTML report with pictures of a study")):
@@ -564,12 +580,14 @@ def evaluate_command(args) -> int:
 
     from .config import read_toml, search_table, with_overrides
     from .evaluate import HyperLearner, double_cross_validation
+    from .evaluate.nested import check_outer
     from .store.urls import shown
 
     flags = {k: v for k, v in (("trials", args.trials), ("workers", args.workers)) if v is not None}
     table = with_overrides(read_toml(args.config), args.overrides)
     config, spec, _ = search_table(table, args.config, (), flags)
     data = config.data.dataset()
+    check_outer(args.outer, len(data.X))
     if data.task not in ("classification", "regression"):
         raise ConfigError(f"evaluate estimates a classification's or a regression's error; {data.name} is {data.task}.")
     store = args.store or f"runs/{Path(args.config).stem}-evaluate.db"
@@ -593,7 +611,17 @@ def evaluate_command(args) -> int:
     return 0
 
 
-COMMANDS = {"train": train_command, "evaluate": evaluate_command, "check": check_command, "tune": tune_command, "trials": trials_command, "best": best_command,
+def finals_command(args) -> int:
+    from .evaluate import run_finals
+
+    study = _open_study(args)
+    finals = run_finals(study, top=args.top, seeds=args.seeds, bagging=args.bagging,
+                        evaluate_test=args.evaluate_test, force=args.force)
+    print(json.dumps(finals.to_dict()) if args.json else "\n".join(finals.lines()))
+    return 0
+
+
+COMMANDS = {"train": train_command, "evaluate": evaluate_command, "finals": finals_command, "check": check_command, "tune": tune_command, "trials": trials_command, "best": best_command,
             "report": report_command, "advise": advise_command}
 
 if __name__ == "__main__":

@@ -66,22 +66,22 @@ def split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int,
                   stratify: bool, folds: int = 0, fold: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shuffled train/valid/test indices; per class when ``stratify`` so each split keeps the
     class proportions (bundled sets can be sorted by label). With ``folds`` = K > 1 the
-    validation part is fold ``fold`` of K cut from what the test split leaves (``fractions[0]``
-    unused): see :func:`fold_of`."""
+    validation part is fold ``fold`` of K cut from what the test split leaves (see
+    :func:`fold_of`); the test split is the same as without folds."""
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
     parts = ([], [], [])
     for g in groups:
         g = rng.permutation(g)
         n_valid, n_test = (int(round(f * len(g))) for f in fractions)
-        n_valid = 0 if folds else n_valid
         parts[1].append(g[:n_valid])
         parts[2].append(g[n_valid:n_valid + n_test])
         parts[0].append(g[n_valid + n_test:])
     train, valid, test = (rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)
     if folds:
-        where = fold_of(y[train], folds, seed, stratify)
-        train, valid = train[where != fold], train[where == fold]
+        pool = np.concatenate([train, valid])
+        where = fold_of(y[pool], folds, seed, stratify)
+        train, valid = pool[where != fold], pool[where == fold]
     return train, valid, test
 
 

@@ -79,6 +79,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def check_outer(outer, n: int) -> None:
+    if not isinstance(outer, int) or isinstance(outer, bool) or outer < 2:
+        raise ConfigError(f"outer = {outer!r}: double cross-validation needs a whole number of outer folds >= 2.")
+    if outer > n:
+        raise ConfigError(f"outer = {outer}: {n} examples make at most {n} folds.")
+
+
 def double_cross_validation(learner: HyperLearner, X, y, *, outer: int = 5, seed: int = 0,
                             progress=None) -> NestedEstimate:
     """Estimate ``learner``'s generalization error by ``outer``-fold cross-validation (stratified
@@ -86,11 +93,8 @@ def double_cross_validation(learner: HyperLearner, X, y, *, outer: int = 5, seed
     own ``cv`` or validation split selects inside it; its error (the validation criterion:
     misclassification, or squared error) on the outer fold is read once. ``progress(fold)`` is
     called with each finished :class:`OuterFold`."""
-    if not isinstance(outer, int) or isinstance(outer, bool) or outer < 2:
-        raise ConfigError(f"outer = {outer!r}: double cross-validation needs a whole number of outer folds >= 2.")
     X, y = np.asarray(X), np.asarray(y)
-    if outer > len(X):
-        raise ConfigError(f"outer = {outer}: {len(X)} examples make at most {len(X)} folds.")
+    check_outer(outer, len(X))
     classification = learner.task == "classification"
     splitter = (StratifiedKFold if classification else KFold)(outer, shuffle=True, random_state=seed)
     estimate = NestedEstimate()

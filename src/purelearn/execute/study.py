@@ -107,10 +107,7 @@ class Study:
     def evaluate_test(self, force: bool = False) -> float:
         """The selected model's error on the test split, read once per study (§3). A second
         evaluation is refused unless ``force``, and a forced one is recorded as such."""
-        previous = self.store.test_evaluations(self.record)
-        if previous and not force:
-            raise TestSetError(f"study {self.name!r} already read its test split (error {previous[0]['value']:.4f}). "
-                               "Evaluating again after seeing it biases the estimate; use --force to do it anyway.")
+        self.test_unread(force)
         cfg, best, model = self.best_config(), self.best, self.best_model()
         splits = cfg.data.splits()
         if model.n_inputs != splits.input_features:
@@ -118,5 +115,18 @@ class Study:
                                  f"{cfg.data.name!r} now has {splits.input_features}; was the data file changed?")
         X, y = splits.read_test()
         value = model.error(X, y)
-        self.store.add_test_evaluation(self.record, best.number, value, forced=bool(previous))
+        self.record_test(best.number, value)
         return value
+
+    def test_unread(self, force: bool = False) -> None:
+        """Refuse, unless ``force``, when the study has read its test split before."""
+        previous = self.store.test_evaluations(self.record)
+        if previous and not force:
+            raise TestSetError(f"study {self.name!r} already read its test split (error {previous[0]['value']:.4f}). "
+                               "Evaluating again after seeing it biases the estimate; use --force to do it anyway.")
+
+    def record_test(self, number: int, value: float) -> None:
+        """Record a reading of the test split (of trial ``number``'s model, or a committee
+        chosen from it); a reading after another is marked forced."""
+        forced = bool(self.store.test_evaluations(self.record))
+        self.store.add_test_evaluation(self.record, number, value, forced=forced)
