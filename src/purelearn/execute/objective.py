@@ -134,14 +134,14 @@ def _job(config: Config, params: dict, seed: int, number: int) -> _Job:
     try:
         cfg = apply_params(config, params, seed)
         splits = _splits(cfg)
-        if level is None and cfg.pretrain.levels:          # the whole stack in one trial
-            for m in cfg.levels():
-                check_member(m, splits)
-            return _Job(check_member(cfg.member(), splits), splits, (f"stack {number}", cfg.device), stack=cfg)
         if isinstance(splits, list):
             _check_folds(cfg, level)
             member = check_member(cfg.member(), splits[0])
             return _Job(member, splits, (data_key(cfg), cfg.device, *inputs_of([member])))
+        if level is None and cfg.pretrain.levels:          # the whole stack in one trial
+            for m in cfg.levels():
+                check_member(m, splits)
+            return _Job(check_member(cfg.member(), splits), splits, (f"stack {number}", cfg.device), stack=cfg)
         if level is None:
             member = check_member(cfg.member(), splits)
             return _Job(member, splits, (data_key(cfg), cfg.device, *inputs_of([member])))

@@ -44,22 +44,20 @@ class Data:
 
     ``splits`` may be a list: the K folds of a cross-validation (``data.folds``), each with its
     own preprocessing, of equal sizes. Their training parts are concatenated (a member of fold
-    k draws its examples from the k-th block), and so are their validation parts (a member's
-    errors are read from its block): members that differ only in their fold share one
-    population, at the price of validating every member on every fold's block."""
+    k draws its examples from the k-th block), and so are their validation parts (a member
+    validates on its block): members that differ only in their fold share one population."""
 
     LEAVE_OUT = 0.1
 
     def __init__(self, splits, device: torch.device, leave_out: bool = True, unlabeled: bool = False):
         folds = list(splits) if isinstance(splits, (list, tuple)) else [splits]
         splits = folds[0]
-        if len({(len(s.X_train), len(s.X_valid)) for s in folds}) > 1 or (unlabeled and len(folds) > 1):
-            raise ValueError("the folds of one Data must have training and validation parts of equal sizes, "
-                             "and no unlabeled inputs")
-        self.folds, self.n_valid = len(folds), len(splits.X_valid)
-        self._n_train = len(splits.inputs() if unlabeled else splits.X_train)
+        inputs = [s.inputs() if unlabeled else s.X_train for s in folds]
+        if len({(len(x), len(s.X_train), len(s.X_valid)) for x, s in zip(inputs, folds)}) > 1:
+            raise ValueError("the folds of one Data must have training and validation parts of equal sizes")
+        self.folds, self.n_valid, self._n_train = len(folds), len(splits.X_valid), len(inputs[0])
         ydtype = torch.int64 if splits.task == "classification" else torch.float32
-        X_train = splits.inputs() if unlabeled else np.concatenate([s.X_train for s in folds])
+        X_train = np.concatenate(inputs)
         X_valid = np.concatenate([s.X_valid for s in folds])
         active = (X_train != 0).any(0)
         worth = leave_out and (~active).mean() >= self.LEAVE_OUT   # not 1 - mean: 1 - 0.9 < 0.1 in floats
@@ -91,12 +89,10 @@ class Data:
         n = self.n_train
         return self.X_train[fold * n:(fold + 1) * n]
 
-    def own(self, per_example: torch.Tensor, folds: torch.Tensor) -> torch.Tensor:
-        """Per-example validation values [P, folds x n_valid] -> each member's own fold's [P, n_valid]."""
-        if self.folds == 1:
-            return per_example
-        at = folds[:, None] * self.n_valid + torch.arange(self.n_valid, device=folds.device)
-        return per_example.gather(1, at)
+    def validation(self, fold: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation inputs and targets of one fold."""
+        part = slice(fold * self.n_valid, (fold + 1) * self.n_valid)
+        return self.X_valid[part], self.y_valid[part]
 
 
 def _values(members, name: str) -> list:
@@ -243,12 +239,28 @@ class Population:
         """Per-example validation error and monitors, [P_alive, N], each member on its own fold."""
         live, d = self.live, self.data
         params = live["average"] if live["average"] is not None else live["params"]
-        y = d.X_valid if not self.family.supervised else d.y_valid
-        error, monitors = self.family.evaluate(self.model, params, live["extras"], d.X_valid, y)
         if d.folds == 1:
-            return error, monitors
+            y = d.X_valid if not self.family.supervised else d.y_valid
+            return self.family.evaluate(self.model, params, live["extras"], d.X_valid, y)
+        # each fold's members on that fold's validation block alone: as many products as one
+        # pass over every block, and each member sees exactly the validation set it would alone
         folds = self.fold[torch.as_tensor(self.alive, device=d.device)]
-        return d.own(error, folds), {k: d.own(v, folds) for k, v in monitors.items()}
+        error, monitors = None, {}
+        for k in range(d.folds):
+            rows = (folds == k).nonzero().squeeze(1)
+            if not len(rows):
+                continue
+            X, y = d.validation(k)
+            y = X if not self.family.supervised else y
+            own = optim.select({"params": params, "extras": live["extras"]}, rows)
+            e, m = self.family.evaluate(self.model, own["params"], own["extras"], X, y)
+            if error is None:
+                error = e.new_empty(len(folds), e.shape[1])
+                monitors = {name: v.new_empty(len(folds), v.shape[1]) for name, v in m.items()}
+            error[rows] = e
+            for name, v in m.items():
+                monitors[name][rows] = v
+        return error, monitors
 
     def _validate(self, examples: int, train_loss: np.ndarray, seconds: float, pos: np.ndarray) -> np.ndarray:
         """Validate the alive members at positions ``pos``; returns the reason each of them
