@@ -467,7 +467,7 @@ def test_the_training_defaults_are_the_documented_ones():
     expected = dict(lr=0.01, batch_size=32, tau=math.inf, alpha=1.0, adaptive_tau=0.0, optimizer="sgd", momentum=0.0,
                     momentum_form="average", polyak=False, l1=0.0, l2=0.0, decay_biases=False, lr_scale=(),
                     sparsity="none", sparsity_coef=0.0, sparsity_target=0.05, patience=10000, patience_increase=2.0,
-                    patience_mode="multiply", improvement=0.005, significance=0.0, valid_every=0, max_epochs=100,
+                    patience_mode="multiply", improvement=0.005, significance=0.0, valid_every=0, max_epochs=100, max_examples=0,
                     divergence=10.0, seed=0, monitor=0)
     from dataclasses import asdict
     assert asdict(Training()) == expected
