@@ -30,7 +30,7 @@ def marked_model(number: int) -> bytes:
                     [], None, 1).to_bytes()
 
 
-def _tied_run_batch(self, jobs):
+def _tied_run_batch(self, jobs, pruning=None):
     """Trials 0 and 1 tie at 0.2, and trial 0 takes a second longer: it finishes last."""
     import time
 

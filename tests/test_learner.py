@@ -38,7 +38,7 @@ def iris():
 
 def test_fit_selects_on_validation_and_refits_for_the_examples_at_best(iris):
     X, y = iris
-    learner = small(trials=4).fit(X, y)
+    learner = small(trials=4, refit="retrain").fit(X, y)
     best = learner.study_.best
     assert learner.best_params_ == best.params and learner.best_valid_error_ == best.value
     assert len(learner.study_.finished()) == 4
@@ -55,10 +55,10 @@ def test_fit_selects_on_validation_and_refits_for_the_examples_at_best(iris):
 
 def test_refit_best_trial_keeps_the_selected_network(iris):
     X, y = iris
-    kept = small(trials=3, refit="best_trial").fit(X, y)
+    kept = small(trials=3).fit(X, y)                             # the default
     assert kept.refit_examples_ is None
     np.testing.assert_array_equal(kept.predict(X), kept.study_.best_model().predict(X))
-    retrained = small(trials=3).fit(X, y)
+    retrained = small(trials=3, refit="retrain").fit(X, y)
     assert retrained.best_params_ == kept.best_params_           # same search, another refit
     assert not np.allclose(retrained.predict_proba(X), kept.predict_proba(X))
 
@@ -66,7 +66,7 @@ def test_refit_best_trial_keeps_the_selected_network(iris):
 def test_the_retrained_network_is_the_best_configuration_on_every_example(iris):
     # Independently: train the selected config on all of (X, y) for the same examples.
     X, y = iris
-    learner = small(trials=2).fit(X, y)
+    learner = small(trials=2, refit="retrain").fit(X, y)
     config = learner.study_.best_config()
     model = learner.model_
     assert model.spec.hidden == config.member().model.hidden
@@ -143,9 +143,11 @@ def test_no_data_file_is_left_behind_without_a_store(iris, tmp_path, monkeypatch
 
 
 def test_verbose_reports_progress(iris, capsys):
-    small(trials=3, verbose=2).fit(*iris)
+    small(trials=3, verbose=2, refit="retrain").fit(*iris)
     err = capsys.readouterr().err
     assert "searching 3 trials" in err and err.count("trial ") >= 3 and "refitted on all 150 examples" in err
+    small(trials=3, verbose=1).fit(*iris)
+    assert "kept the best trial's network" in capsys.readouterr().err
     small(trials=3).fit(*iris)
     assert capsys.readouterr().err == ""
 

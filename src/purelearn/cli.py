@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--population", help="trials per batched population: auto (measured) or a number; "
                                            "1 trains one trial at a time (search.population)")
     tune.add_argument("--memory-limit", type=int, metavar="MB", help="memory a population may use (search.memory_limit)")
+    tune.add_argument("--prune", metavar="RULE", help="stop hopeless trials early (§3.3.1): median, successive-halving "
+                      "or none (search.prune; default auto: decided and said)")
     tune.add_argument("--strategy", help="random, grid, coordinate, multires, tpe or layerwise (search.strategy)")
     tune.add_argument("--store", help="SQLite file or database URL (search.store)")
     tune.add_argument("--study", help="study name (search.study; default: the config file's name)")
@@ -368,7 +370,7 @@ def tune_command(args) -> int:
 
     flags = {k: v for k, v in (("trials", args.trials), ("workers", args.workers), ("strategy", args.strategy),
                                ("store", args.store), ("study", args.study), ("population", args.population),
-                               ("memory_limit", args.memory_limit)) if v is not None}
+                               ("memory_limit", args.memory_limit), ("prune", args.prune)) if v is not None}
     config, spec, table = load_search(args.config, list(args.overrides) + _monitor(args), flags)
     space = parse_space(table)
     store = spec.store or f"runs/{Path(args.config).stem}.db"
@@ -388,7 +390,7 @@ def tune_command(args) -> int:
     study = tune(config, space, strategy=spec.strategy, trials=spec.trials, store=store, study=study_name,
                  workers=spec.workers or None, population=spec.population_size(),
                  memory_limit=spec.memory_limit * 2 ** 20 or None, seed=spec.seed, expand=spec.expand,
-                 options=spec.options(), progress=show, keep_models=spec.keep_models)
+                 options=spec.options(), progress=show, keep_models=spec.keep_models, prune=spec.pruning())
     show.close()
     summary = study_summary(study) | {"store": shown(store), "seconds": round(time.perf_counter() - start, 3),
                                       "schedule": getattr(study, "schedule", None)}
@@ -400,8 +402,9 @@ def tune_command(args) -> int:
         return 0
     best = study.best
     levels = f"{summary['pretrained']} levels pre-trained, " if summary["pretrained"] else ""
-    print(f"{levels}{summary['complete']} complete, {summary['failed']} failed, {summary['diverged']} diverged "
-          f"in {summary['seconds']:.1f} s")
+    pruned = f", {summary['pruned']} pruned" if summary["pruned"] else ""
+    print(f"{levels}{summary['complete']} complete{pruned}, {summary['failed']} failed, {summary['diverged']} "
+          f"diverged in {summary['seconds']:.1f} s")
     if best is not None:
         print(f"best validation error {best.value:.4f} (trial {best.number}): "
               + ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items()))
@@ -419,7 +422,7 @@ def study_summary(study) -> dict:
     trials = study.trials
     best = study.best
     count = {s: sum(t.status == s for t in trials)
-             for s in ("complete", "failed", "diverged", "interrupted", "pretrained")}
+             for s in ("complete", "failed", "diverged", "interrupted", "pretrained", "pruned")}
     return {"study": study.name, "trials": len(trials), **count,
             "best_value": None if best is None else best.value,
             "best_trial": None if best is None else best.number,
@@ -455,7 +458,8 @@ class TuneProgress(StatusLine):
             return
         best = "-" if p.best is None else f"{p.best:.4f}"
         eta = "" if p.eta is None else f"  about {p.eta:.0f} s left"
-        self.show(f"trials {p.done}/{p.total} done ({p.failed} failed, {p.running} running)  "
+        pruned = f"{p.pruned} pruned, " if p.pruned else ""
+        self.show(f"trials {p.done}/{p.total} done ({pruned}{p.failed} failed, {p.running} running)  "
                   f"best {best}  {p.seconds:.0f} s{eta}", p.events)
 
 

@@ -365,7 +365,11 @@ class SearchSpec:
     fine-tuning (k > 0: a grid of k values per knob instead), screen the fraction of a level's
     candidates trained in full after a cheap screening of all (0: none; each screened level
     trains screen_epochs epochs, 0: none, and is probed); its trials are as many as that plan
-    makes. The knobs are in ``[search.space]``.
+    makes. prune: stop hopeless trials early (§3.3.1): auto (decided and said), median,
+    successive-halving or none; prune_min_examples the median rule's warm-up and the first rung
+    of successive halving (0: one epoch), prune_min_trials the others the median needs,
+    prune_reduction the rungs' factor (the best 1/reduction go on). The knobs are in
+    ``[search.space]``.
     """
 
     strategy: str = "random"
@@ -386,6 +390,10 @@ class SearchSpec:
     candidates: int = 4
     screen: float = 0.0
     screen_epochs: int = 1
+    prune: str = "auto"
+    prune_min_examples: int = 0
+    prune_min_trials: int = 5
+    prune_reduction: int = 3
 
     def checked(self) -> "SearchSpec":
         """Refuse settings no run can use, before anything is stored."""
@@ -395,7 +403,13 @@ class SearchSpec:
                 zero = {"startup": "", "keep_models": " (0: every trial's model)."}.get(key, " (0: the default).")
                 raise ConfigError(f"search.{key} = {getattr(self, key)} must be >= {low}" + (zero or "."))
         self.population_size()
+        self.pruning()
         return self
+
+    def pruning(self):
+        from .search.pruning import Pruning
+
+        return Pruning(self.prune, self.prune_min_examples, self.prune_min_trials, self.prune_reduction)
 
     def population_size(self) -> int | str:
         if self.population == "auto":

@@ -15,6 +15,7 @@ from ..errors import ConfigError, unknown
 from ..search import BorderRule, Expansion, Space, check_space, make_strategy
 from ..search.layerwise import concrete_space
 from ..search.parse import parse_space
+from ..search.pruning import Pruning, points
 from ..store import Store, StudyRecord, Trial, check_study_name
 from ..train import resolve_device
 from ..train.memory import default_memory_limit
@@ -24,7 +25,7 @@ from .schedule import Schedule, batch_size, calibrate, choose
 from .study import Study
 from .workers import EXECUTORS
 
-FINISHED = ("complete", "failed", "diverged", "pretrained")
+FINISHED = ("complete", "failed", "diverged", "pretrained", "pruned")
 DEATHS = 2               # a trial whose worker died this many times is failed, not re-run again
 
 
@@ -40,6 +41,7 @@ class Progress:
     failed: int
     running: int
     total: int
+    pruned: int
     best: float | None
     seconds: float
     events: list = field(default_factory=list)
@@ -52,7 +54,7 @@ class Progress:
 def tune(objective, space: Space | dict | None = None, *, strategy: str = "random", trials: int = 64,
          store=None, study: str = "study", workers: int | None = None, population: int | str = "auto",
          memory_limit: int | None = None, executor: str | None = None, seed: int = 0, expand: bool = False,
-         options: dict | None = None, progress=None, keep_models: int = 3) -> Study:
+         options: dict | None = None, progress=None, keep_models: int = 3, prune: str | Pruning = "none") -> Study:
     """Search ``space`` for the best settings of ``objective`` and return the :class:`Study`.
 
     objective: a :class:`purelearn.config.Config` (each trial trains it with the trial's knobs set)
@@ -68,6 +70,13 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
     ``keep_models``: the store keeps the trained models of this many best trials (0: of every
     trial), for ``Study.models()`` and the stacks built on them. The ``layerwise`` strategy
     (Algorithm 1) runs as many trials as its plan makes, whatever ``trials`` says.
+
+    ``prune``: stop hopeless trials early (§3.3.1), a rule name or a
+    :class:`purelearn.search.pruning.Pruning`: 'median', 'successive-halving', 'none', or
+    'auto' (decided from the study, and said in the first progress event). A pruned trial is
+    stored as ``pruned`` with its curve and the rule's reason; it is never re-run, never the
+    study's best, and counts in the efficiency curve at its best validation error before it
+    stopped (what it reached, an upper bound on what it would have).
     """
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"trials = {trials!r} must be a whole number >= 1.")
@@ -84,6 +93,7 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
         raise ConfigError("tune needs a search space: a purelearn.Space or a [search.space] table.")
     check_study_name(study)
     objective = as_objective(objective)
+    pruning, said = decide_pruning(prune, objective, strategy, trials)
     options = dict(options or {})
     if strategy == "layerwise":
         plan, trials, keep_models, checked = _layerwise(objective, space, seed, options, expand)
@@ -106,7 +116,38 @@ def tune(objective, space: Space | dict | None = None, *, strategy: str = "rando
         if strategy == "layerwise":
             planner, timed = lambda: _stage_plan(plan, workers, population), False  # noqa: E731
         return _Driver(store, record, objective, trials, workers, planner, timed, executor, progress,
-                       keep_models).run()
+                       keep_models, pruning, said).run()
+
+
+AUTO_PRUNE_TRIALS = 16     # below this, the median of the others is too few trials to trust
+
+
+def decide_pruning(prune, objective, strategy: str, trials: int) -> tuple[Pruning, str]:
+    """The pruning a study runs with, and the line that says which and why. 'auto' prunes by
+    the median rule a config's search of at least AUTO_PRUNE_TRIALS trials; a rule asked for
+    where it cannot compare trials' curves is refused by name."""
+    pruning = prune if isinstance(prune, Pruning) else Pruning(rule=prune)
+    why_not = None
+    if not isinstance(objective, ConfigObjective):
+        why_not = "a function objective reports its own curve; pruning compares the engine's"
+    elif strategy == "layerwise":
+        why_not = "the layer-wise search scores its levels by their probes, not by their learning curves"
+    elif objective.config.pretrain.levels:
+        why_not = "a pre-trained stack's value is its fine-tuning's, after levels trained without labels"
+    elif objective.config.data.folds:
+        why_not = "with data.folds a trial's value is the mean of its folds' networks"
+    if pruning.rule != "auto":
+        if why_not and pruning.active:
+            raise ConfigError(f"search.prune = {pruning.rule!r} can't work here: {why_not}. Use prune = 'none'.")
+        return pruning, f"pruning: {pruning.describe()}" if pruning.active else ""
+    pruning = replace(pruning, rule="none")
+    if why_not:
+        return pruning, f"pruning: none ({why_not})"
+    if trials < AUTO_PRUNE_TRIALS:
+        return pruning, (f"pruning: none ({trials} trials: too few for the median of the others to judge by; "
+                         "--prune median asks for it)")
+    pruning = replace(pruning, rule="median")
+    return pruning, f"pruning: {pruning.describe()} (--prune none trains every trial to its own early stopping)"
 
 
 def _layerwise(objective, space, seed, options: dict, expand: bool):
@@ -190,8 +231,11 @@ def _difference(stored: dict | None, new: dict | None) -> str:
 
 
 class _Driver:
-    def __init__(self, store, record, objective, trials, workers, planner, timed, executor, progress, keep_models):
+    def __init__(self, store, record, objective, trials, workers, planner, timed, executor, progress, keep_models,
+                 pruning: Pruning, said: str):
         self.store, self.record, self.objective, self.keep = store, record, objective, keep_models
+        self.pruning, self.said = pruning, said
+        self.history: list = []         # finished trials' curves: what pruning compares running trials with
         self.total, self.progress = trials, progress
         settings = record.settings
         self.seed = settings["seed"]
@@ -211,7 +255,7 @@ class _Driver:
         rerun, heard = [], 0
         for t in stored:
             if t.status in FINISHED:
-                self.strategy.replay(t.number, t.params, t.value if t.status != "failed" else None)
+                self.strategy.replay(t.number, t.params, t.value if t.status != "failed" else None, self._heard(t))
                 heard += 1
                 while recorded and recorded[0].after_trials <= heard:
                     self._widen(recorded.pop(0))
@@ -220,6 +264,13 @@ class _Driver:
         for e in recorded:
             self._widen(e)
         return rerun
+
+    def _heard(self, trial: Trial):
+        """Keep a finished trial's curve for pruning; returns its points if it was pruned."""
+        curve = points(trial.curve) if trial.curve and trial.status in ("complete", "diverged", "pruned") else None
+        if curve is not None:
+            self.history.append(curve)
+        return curve if trial.status == "pruned" else None
 
     def _widen(self, e: Expansion) -> None:
         dim = self.strategy.space.dims[e.knob]
@@ -250,7 +301,9 @@ class _Driver:
             measuring = _Measurement(self.planner)
         else:
             self.plan = self.planner()
-            self._report(0, [f"schedule: {self.plan.reason}"])
+        self._report(0, [self.said] * bool(self.said) + ([] if self.timed else [f"schedule: {self.plan.reason}"]))
+        self.record.settings["prune"] = self.pruning.__dict__ | {"said": self.said}
+        self.store.update_study(self.record)
         try:
             while True:
                 if measuring is not None and measuring.done():
@@ -283,7 +336,8 @@ class _Driver:
                 if not self.pending:
                     return
             group = self.pending.pop(0)
-            worker = pool.submit([self._job(t) for t in group])
+            pruning = (self.pruning, list(self.history)) if self.pruning.active else None
+            worker = pool.submit([self._job(t) for t in group], pruning)
             for t in group:
                 t.worker, t.started = worker, time.time()
                 running[t.number] = t
@@ -357,7 +411,8 @@ class _Driver:
         self.store.finish_trial(self.record, trial, outcome.model if kept else None, keep=self.keep,
                                 stats=outcome.statistics)
         self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
-        self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None)
+        self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None,
+                           self._heard(trial))
         self.store.drop_models(self.record, self.strategy.released_models())
         events = []
         for e in self.border.after_tell():
@@ -386,6 +441,7 @@ class _Driver:
         if self.progress is not None:
             done = sum(self.counts.values())
             self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,
+                                   self.counts.get("pruned", 0),
                                    self.ranks[0][0] if self.ranks else None,
                                    time.perf_counter() - self.start, events))
 

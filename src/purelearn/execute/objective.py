@@ -21,7 +21,7 @@ _UNITS_K = re.compile(r"^model\.units_(\d+)$")
 class Outcome:
     """A finished trial as a worker hands it back to the driver."""
 
-    status: str                      # complete, failed, diverged, or interrupted (its worker died)
+    status: str                      # complete, failed, diverged, pruned, or interrupted (its worker died)
     value: float | None = None
     curve: list = field(default_factory=list)
     error: str | None = None
@@ -93,7 +93,8 @@ def _data(key: tuple, splits):
 
 def _outcome(result) -> Outcome:
     value = result.best_valid_error if math.isfinite(result.best_valid_error) else None
-    return Outcome("diverged" if result.diverged else "complete", value, result.curve, model=result.model.to_bytes(),
+    status = "diverged" if result.diverged else "pruned" if result.stopped_because == "pruned" else "complete"
+    return Outcome(status, value, result.curve, error=result.note, model=result.model.to_bytes(),
                    statistics=_statistics(result))
 
 
@@ -241,9 +242,14 @@ class ConfigObjective:
                 costs.append(([group[j][0] for j in part], sum(group[j][2] for j in part)))
         return [idx for idx, _ in sorted(costs, key=lambda g: -g[1])]
 
-    def run_batch(self, jobs):
+    def run_batch(self, jobs, pruning=None):
         """Yield (number, Outcome) for jobs [(number, params, seed)], each as soon as its trial
-        stops; a trial whose settings are refused fails alone, at once."""
+        stops; a trial whose settings are refused fails alone, at once. ``pruning``: (a
+        ``search.pruning.Pruning``, the curves of the study's finished trials), to stop hopeless
+        trials against those and the batch's own (§3.3.1)."""
+        from ..search.pruning import Pruner
+
+        pruner = Pruner(*pruning) if pruning is not None and pruning[0].active else None
         groups: dict[tuple, list] = {}
         for (number, _, _), job in zip(jobs, self._jobs(jobs)):
             if job.error:
@@ -253,7 +259,7 @@ class ConfigObjective:
         for group in groups.values():
             done = set()
             try:
-                for j, outcome in self._train(group):
+                for j, outcome in self._train(group, pruner):
                     done.add(j)
                     yield group[j][0], outcome
             except Exception as e:  # the population broke: its unfinished trials fail, the study goes on
@@ -261,7 +267,7 @@ class ConfigObjective:
                     if j not in done:
                         yield number, Outcome("failed", error=f"{type(e).__name__}: {e}")
 
-    def _train(self, group):
+    def _train(self, group, pruner=None):
         """(index in group, Outcome) as each trial of one data key stops."""
         from ..train import fit_iter
         from ..train.stack import train_stack
@@ -278,7 +284,8 @@ class ConfigObjective:
             yield from self._folds(group)
         else:
             for j, result in fit_iter(first.splits, [job.member for _, job in group],
-                                      data=_data(first.key, first.splits), memory_limit=self.memory_limit):
+                                      data=_data(first.key, first.splits), memory_limit=self.memory_limit,
+                                      pruner=pruner):
                 yield j, _outcome(result)
 
     def _folds(self, group):
@@ -351,7 +358,7 @@ class FunctionObjective:
             return Outcome("failed", None, curve, "the objective returned NaN")
         return Outcome("complete", value if math.isfinite(value) else None, curve)
 
-    def run_batch(self, jobs):
+    def run_batch(self, jobs, pruning=None):
         for number, params, seed in jobs:
             yield number, run_trial(self, params, seed)
 

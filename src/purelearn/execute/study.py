@@ -36,6 +36,12 @@ class Study:
         """Trials with a value, in the order they were numbered."""
         return [t for t in self.trials if t.ranked]
 
+    def searched(self) -> list[Trial]:
+        """What the efficiency curve counts: the finished trials and the pruned ones, each
+        pruned trial at its best validation error before it stopped (§3.3.1; more training
+        could only have lowered it, so the curve errs on the pessimistic side)."""
+        return [t for t in self.trials if t.ranked or (t.status == "pruned" and t.value is not None)]
+
     @property
     def best(self) -> Trial | None:
         """The lowest value, the lowest number among ties (``Trial.rank``, the rule the driver
@@ -77,14 +83,19 @@ class Study:
                                  f"version reads ({type(e).__name__}).") from None
 
     def efficiency_curve(self) -> list[dict]:
-        return efficiency_curve([t.value for t in self.finished()])
+        return efficiency_curve([t.value for t in self.searched()])
 
     def plateau(self) -> dict:
         if self.record.strategy == "layerwise":
             return {"plateau": None, "gain_from_last_doubling": None,
                     "message": "a layer-wise search builds each level on the best below it: its trials are not "
                                "independent draws, so no efficiency curve says whether more would pay."}
-        return plateau([t.value for t in self.finished()])
+        searched = self.searched()
+        said = plateau([t.value for t in searched])
+        pruned = sum(t.status == "pruned" for t in searched)
+        if pruned:
+            said["message"] += f" ({pruned} pruned trials counted at their best before they stopped.)"
+        return said
 
     def warnings(self) -> list[str]:
         space = parse_space(self.record.space)

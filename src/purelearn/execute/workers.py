@@ -37,8 +37,8 @@ class Inline:
     def free(self) -> int:
         return 0 if self.unfinished else 1
 
-    def submit(self, batch: list[tuple[int, dict, int]]) -> str:
-        self.running = iter(self.objective.run_batch(batch))   # starts in wait(), after the driver recorded it
+    def submit(self, batch: list[tuple[int, dict, int]], pruning=None) -> str:
+        self.running = iter(self.objective.run_batch(batch, pruning))   # starts in wait(), after the driver recorded it
         self.unfinished = {number for number, _, _ in batch}
         return f"inline (pid {os.getpid()})"
 
@@ -101,9 +101,9 @@ def _worker(objective, conn, threads: int, driver: int) -> None:
     try:
         objective.prepare()
         while (job := conn.recv()) is not None:
-            batch_id, batch = job
+            batch_id, batch, pruning = job
             try:
-                for number, outcome in objective.run_batch(batch):
+                for number, outcome in objective.run_batch(batch, pruning):
                     conn.send(("result", batch_id, number, outcome))
             except (BrokenPipeError, EOFError):
                 raise
@@ -160,12 +160,13 @@ class ProcessPool:
     def free(self) -> int:
         return sum(job is None for job in self.jobs.values())
 
-    def submit(self, batch: list[tuple[int, dict, int]]) -> str:
-        """Hand a batch to a free worker; returns which worker took it."""
+    def submit(self, batch: list[tuple[int, dict, int]], pruning=None) -> str:
+        """Hand a batch to a free worker (with what the study's pruning compares its trials
+        with, since a worker never reads the store); returns which worker took it."""
         i = next(i for i, job in self.jobs.items() if job is None)
         self.batches += 1
         self.jobs[i] = (self.batches, {number for number, _, _ in batch})
-        self.slots[i][1].send((self.batches, batch))
+        self.slots[i][1].send((self.batches, batch, pruning))
         return f"worker {i} (pid {self.slots[i][0].pid})"
 
     def wait(self) -> list[tuple[int, Outcome]]:

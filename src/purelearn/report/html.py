@@ -30,6 +30,15 @@ def write_report(study, out: str | Path) -> Path:
     return page
 
 
+def _pruning_html(study) -> str:
+    """How the study pruned (§3.3.1), and how its pruned trials count."""
+    said = study.record.settings.get("prune", {}).get("said")
+    if not said:
+        return ""
+    return (f"<p>{html.escape(said)}. Pruned trials are never the best; the efficiency curve counts each at its "
+            "best validation error before it stopped.</p>")
+
+
 def _page(study, images: dict, model_pictures: str = "") -> str:
     e = html.escape
     trials = study.trials
@@ -40,7 +49,7 @@ def _page(study, images: dict, model_pictures: str = "") -> str:
         f"<tr><td>{t.number}</td><td>{t.value:.4f}</td><td>{'' if t.seconds is None else f'{t.seconds:.1f}'}</td>"
         + "".join(f"<td>{e(format_value(t.params.get(k, '')))}</td>" for k in knobs) + "</tr>" for t in finished[:20])
     counts = {s: sum(t.status == s for t in trials)
-              for s in ("complete", "failed", "diverged", "interrupted", "pretrained")}
+              for s in ("complete", "failed", "diverged", "interrupted", "pretrained", "pruned")}
     tree = ""
     if study.record.strategy == "layerwise":
         tree = ("<h2>Levels searched (Algorithm 1)</h2><p>Each trial under the trial it was built on, with its "
@@ -61,7 +70,8 @@ def _page(study, images: dict, model_pictures: str = "") -> str:
 td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}img{{max-width:100%}}</style></head>
 <body><h1>Study {e(study.name)}</h1>
 <p>{e(study.record.strategy)} search; {len(trials)} trials: {counts['complete']} complete, {counts['failed']} failed,
-{counts['diverged']} diverged, {counts['interrupted']} interrupted{f", {counts['pretrained']} levels pre-trained" if counts['pretrained'] else ""}; {best_line}.</p>
+{counts['diverged']} diverged, {counts['interrupted']} interrupted{f", {counts['pretrained']} levels pre-trained" if counts['pretrained'] else ""}{f", {counts['pruned']} pruned" if counts['pruned'] else ""}; {best_line}.</p>
+{_pruning_html(study)}
 <p>{e(study.plateau()['message'])}</p>
 <h2>Warnings</h2><ul>{warnings}</ul>
 <h2>Diagnosis of the best trial</h2>{_diagnosis_html(best)}

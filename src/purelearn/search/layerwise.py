@@ -128,8 +128,8 @@ class Layerwise(Strategy):
             return None
         return dict(self.plan[number]) if number in self.plan else None
 
-    def tell(self, number, params, value):
-        super().tell(number, params, value)
+    def tell(self, number, params, value, pruned=None):
+        super().tell(number, params, value, pruned)
         if self.exhausted or not all(n in self.results for n in self.plan):
             return
         # a trial without a value can't be built on

@@ -54,17 +54,20 @@ class Strategy(abc.ABC):
         """The parameters of trial ``number`` from the current space, or None while waiting for
         results this strategy needs."""
 
-    def tell(self, number: int, params: dict, value: float | None) -> None:
+    def tell(self, number: int, params: dict, value: float | None, pruned=None) -> None:
+        """A finished trial's result. ``pruned``: a pruned trial's curve as (examples seen, best
+        validation error so far) arrays; ``value`` is then its best before it stopped, which
+        the strategies other than TPE take as is (it is worse than the trials it lost to)."""
         value = math.inf if value is None or math.isnan(value) else value
         self.results[number] = (params, value)
         self.waiting.discard(number)
         if self._best is None or (value, number) < self._best:
             self._best = (value, number)
 
-    def replay(self, number: int, params: dict, value: float | None) -> None:
+    def replay(self, number: int, params: dict, value: float | None, pruned=None) -> None:
         """Re-live a stored trial on resume: propose (to rebuild the bookkeeping), then tell."""
         self.propose(number)
-        self.tell(number, params, value)
+        self.tell(number, params, value, pruned)
 
     def final(self, params: dict) -> bool:
         """Whether the trial is a candidate for the study's best (not a step towards one)."""
@@ -351,22 +354,31 @@ class TPE(Strategy):
         self.pending[number] = trial
         return params
 
-    def replay(self, number, params, value):
-        self.tell(number, params, value)               # TPE needs the results, not the old asks
+    def replay(self, number, params, value, pruned=None):
+        self.tell(number, params, value, pruned)       # TPE needs the results, not the old asks
 
-    def tell(self, number, params, value):
-        super().tell(number, params, value)
+    def tell(self, number, params, value, pruned=None):
+        """A pruned trial is told as Optuna tells its own: PRUNED, with its curve as intermediate
+        values by examples seen, so TPE ranks it below every complete trial, the longer-lived
+        first."""
+        super().tell(number, params, value, pruned)
         trial = self.pending.pop(number, None)
-        state = self.optuna.trial.TrialState.COMPLETE if value is not None and math.isfinite(value) \
-            else self.optuna.trial.TrialState.FAIL
+        states = self.optuna.trial.TrialState
+        state = states.COMPLETE if value is not None and math.isfinite(value) else states.FAIL
+        steps = {}
+        if pruned is not None:
+            state, steps = states.PRUNED, {int(e): float(v) for e, v in zip(*pruned) if math.isfinite(v)}
         if trial is not None:
-            self.study.tell(trial, value if state == self.optuna.trial.TrialState.COMPLETE else None, state=state)
+            for step, v in steps.items():
+                trial.report(v, step)
+            self.study.tell(trial, value if state == states.COMPLETE else None, state=state)
         else:                                           # a trial from before a resume
-            self.study.add_trial(frozen_trial(self.space, params, value, state))
+            self.study.add_trial(frozen_trial(self.space, params, value, state, steps))
 
 
-def frozen_trial(space: Space, params: dict, value: float | None, state=None):
-    """A finished trial as an optuna ``FrozenTrial`` (COMPLETE unless ``state`` says otherwise):
+def frozen_trial(space: Space, params: dict, value: float | None, state=None, steps=None):
+    """A finished trial as an optuna ``FrozenTrial`` (COMPLETE unless ``state`` says otherwise,
+    with ``steps``, {step: value}, as its intermediate values):
     each knob of ``space`` with its optuna distribution, a choice as the index of its value (as
     TPE suggests it); a knob ``space`` doesn't search (fixed, unknown, or a value outside its
     interval) is left out."""
@@ -384,7 +396,8 @@ def frozen_trial(space: Space, params: dict, value: float | None, state=None):
                            else d.FloatDistribution(dim.low, dim.high, log=dim.log))
             stored[name] = v
     ok = state == optuna.trial.TrialState.COMPLETE
-    return optuna.trial.create_trial(params=stored, distributions=dists, value=value if ok else None, state=state)
+    return optuna.trial.create_trial(params=stored, distributions=dists, value=value if ok else None, state=state,
+                                     intermediate_values=steps)
 
 
 STRATEGIES = {"random": RandomSearch, "grid": GridSearch, "coordinate": CoordinateDescent,

@@ -95,11 +95,13 @@ def fit(splits, members: Member | list[Member], *, device="cpu", progress=None,
 
 
 def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_population: int | None = None,
-             data: Data | None = None, memory_limit: int | None = None):
+             data: Data | None = None, memory_limit: int | None = None, pruner=None):
     """Like :func:`fit`, but yields (index, Result) as each member stops. ``data``: the splits
     already on the device, for a caller that trains many batches on the same splits.
     ``splits`` may be the list of a cross-validation's folds (``data.folds``): each member
-    trains on its own (``Member.fold``), and members of every fold share populations."""
+    trains on its own (``Member.fold``), and members of every fold share populations.
+    ``pruner`` (``search.pruning.Pruner``): stops hopeless members; each finished member's curve
+    joins what the next are compared with."""
     folds = list(splits) if isinstance(splits, (list, tuple)) else [splits]
     for m in members:
         if not 0 <= m.fold < len(folds):
@@ -113,7 +115,9 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
     for part in populations(checked, max_population or len(checked), width_ratio(data.device), memory_limit, cost):
         group = [checked[i] for i in part]
         try:
-            for j, result in Population(group, data).iterate(progress):
+            for j, result in Population(group, data, pruner=pruner).iterate(progress):
+                if pruner is not None:
+                    pruner.add(result.curve)
                 own = folds[group[j].fold]
                 result.preprocessing, result.classes, result.n_inputs = own.steps, own.classes, own.input_features
                 yield part[j], result

@@ -113,9 +113,12 @@ class Population:
     per-member tensor put there cannot be forgotten when members stop.
 
     ``replay``: replay each plain-SGD update from a captured graph (``train.replay``); by
-    default on a CUDA device, where an update is otherwise bound by launching its kernels."""
+    default on a CUDA device, where an update is otherwise bound by launching its kernels.
 
-    def __init__(self, members: list[Member], data: Data, replay: bool | None = None):
+    ``pruner``: a ``search.pruning.Pruner`` asked at every validation which members stop for
+    being hopeless next to the study's other trials (§3.3.1); they leave the batch at once."""
+
+    def __init__(self, members: list[Member], data: Data, replay: bool | None = None, pruner=None):
         self.members, self.data, dev = members, data, data.device
         self.model, self.hp = members[0].model, members[0].train
         self.family = family_of(self.model)
@@ -156,6 +159,7 @@ class Population:
         self.first_loss = np.full(P, np.nan)
         self.divergence = np.array(_values(members, "divergence"))
         self.retired: list[int] = []       # stopped members whose results were not handed out yet
+        self.pruner, self.notes, self.validated_at = pruner, [None] * P, 0
         self.monitor = Monitor(self) if self.hp.monitor else None
         replayable = self.plain_sgd and not polyak
         self.replay = Replay(dev) if replayable and (dev.type == "cuda" if replay is None else replay) else None
@@ -434,6 +438,8 @@ class Population:
         else:
             self.live["interval"].zero_()
             self.steps_in_interval = 0
+            if self.pruner is not None:
+                self._prune(examples, pos, reasons)
         if progress is not None:
             ids = self.alive
             progress({"examples_seen": examples, "members": len(self.members), "alive": len(ids),
@@ -441,6 +447,15 @@ class Population:
                       "patience_left": self.patience.left(ids, examples), "seconds": seconds})
         stopping = [j for j, r in zip(pos, reasons) if r is not None]
         return self._retire(np.array(stopping, dtype=np.int64), [r for r in reasons if r is not None], examples)
+
+    def _prune(self, examples: int, pos: np.ndarray, reasons: np.ndarray) -> None:
+        """Mark the members at ``pos`` that the pruner stops (those not stopping anyway)."""
+        ids = self.alive[pos]
+        verdicts = self.pruner.judge(examples, self.validated_at, self.patience.best[ids], self.data.n_train)
+        self.validated_at = examples
+        for j, verdict in enumerate(verdicts):
+            if verdict is not None and reasons[j] is None:
+                reasons[j], self.notes[ids[j]] = "pruned", verdict
 
     def _hand_out(self):
         while self.retired:
@@ -452,4 +467,4 @@ class Population:
         return Result(m, float(self.patience.best[i]), float(self.best_loss[i]), int(self.patience.best_at[i]),
                       int(self.stopped_at[i, 0]), self.stopped[i], float(self.stopped_at[i, 1]), self.curves[i],
                       self.family.unstack(self.best, i, m.model, self.data),
-                      statistics=None if self.monitor is None else self.monitor.statistics[i])
+                      statistics=None if self.monitor is None else self.monitor.statistics[i], note=self.notes[i])

@@ -10,7 +10,7 @@ import torch
 from .hyper import Member
 from .model import Model
 
-STOP_REASONS = ("patience", "budget", "diverged")
+STOP_REASONS = ("patience", "budget", "diverged", "pruned")
 
 
 @dataclass
@@ -18,7 +18,8 @@ class Result:
     """One member's outcome: the best validation point (not the last) and its parameters.
 
     ``curve`` has one row per validation: examples_seen, train_loss (mean over the interval),
-    valid_loss, valid_error, seconds. ``stopped_because`` is 'patience', 'budget' or 'diverged'.
+    valid_loss, valid_error, seconds. ``stopped_because`` is 'patience', 'budget', 'diverged' or
+    'pruned' (``note`` then says by which rule, §3.3.1).
     """
 
     member: Member
@@ -34,6 +35,7 @@ class Result:
     classes: tuple | None = None
     n_inputs: int | None = None
     statistics: object | None = field(default=None, repr=False)   # ``train.monitor.Statistics``, when monitored
+    note: str | None = None
 
     @property
     def diverged(self) -> bool:

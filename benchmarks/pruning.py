@@ -1,0 +1,213 @@
+"""Time to a good model with hopeless trials stopped early (§3.3.1), against Optuna's pruners.
+
+The same random search on each data set (32 trials; learning rate 1e-3-1, 1-2 tanh layers of
+16-256 units (mnist5k: 32-512); SGD, batch 32; validation every |valid| examples; patience 5,000
+examples; at most 20 epochs (mnist5k: 10)), six ways, each in a fresh process:
+
+1. purelearn ``tune`` (automatic schedule, one process per core) with no pruning, the median
+   rule and successive halving;
+2. Optuna (RandomSampler) + a hand-written PyTorch loop that reports its validation error at
+   every validation (step = examples seen), with ``MedianPruner`` and with
+   ``SuccessiveHalvingPruner``, n_jobs = 2 (one thread per core, torch on one thread each: the
+   faster setting on this machine in ``search_speed.py``);
+3. the same Optuna search without pruning.
+
+The rules get the same settings on both sides: the median's warm-up is one epoch and it needs
+5 earlier trials (Optuna: n_startup_trials = 5, n_warmup_steps = one epoch of examples); the
+halving's first rung is one epoch, reduction factor 3.
+
+For each: the best validation error reached, the total wall time, and the wall time to reach the
+best error that Optuna with a pruner reached (the better of its two pruners; "-" when never
+reached). Medians over ``--repeats`` runs.
+
+    python benchmarks/pruning.py [digits mnist1d mnist5k] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from common import machine  # noqa: E402
+
+CASES = {
+    "digits": dict(preprocess=["standardize"], units=(16, 256), epochs=20, valid=0.2, test=0.2),
+    "mnist1d": dict(preprocess=["standardize"], units=(16, 256), epochs=20, valid=0.1, test=0.1),
+    "mnist5k": dict(preprocess=["scale"], units=(32, 512), epochs=10, valid=0.1, test=0.1),
+}
+TRIALS, PATIENCE, BATCH, REDUCTION, STARTUP = 32, 5000, 32, 3, 5
+KINDS = ("purelearn none", "purelearn median", "purelearn successive-halving",
+         "Optuna none", "Optuna MedianPruner", "Optuna SuccessiveHalvingPruner")
+
+
+def config(name: str):
+    from purelearn.config import Config
+
+    case = CASES[name]
+    return Config().with_values({"data.name": name, "data.preprocess": case["preprocess"], "data.valid": case["valid"],
+                                 "data.test": case["test"], "model.activation": "tanh",
+                                 "train.max_epochs": case["epochs"], "train.patience": PATIENCE,
+                                 "train.batch_size": BATCH})
+
+
+def ours(name: str, rule: str) -> dict:
+    import purelearn as pl
+    from purelearn.search.pruning import Pruning
+
+    lo, hi = CASES[name]["units"]
+    space = {"train.lr": "loguniform(1e-3, 1)", "model.layers": "intuniform(1, 2)",
+             "model.units": f"intloguniform({lo}, {hi})"}
+    trace = []
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        progress = lambda p: p.best is not None and trace.append((time.perf_counter() - start, p.best))  # noqa: E731
+        study = pl.tune(config(name), space, trials=TRIALS, store=Path(tmp) / "s.db", study="s",
+                        prune=Pruning(rule, min_trials=STARTUP, reduction=REDUCTION), progress=progress)
+        total = time.perf_counter() - start
+    return {"total": total, "best": study.best.value, "trace": trace,
+            "pruned": sum(t.status == "pruned" for t in study.trials)}
+
+
+def hand_loop(trial, X, y, Xv, yv, lr, layers, units, epochs, seed):
+    """nn.Linear layers, SGD, validation every |valid| examples reported to the trial (step:
+    examples seen), the same patience rule as purelearn's."""
+    import optuna
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    sizes = [X.shape[1]] + [units] * layers + [int(y.max()) + 1]
+    mods = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        mods.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            mods.append(torch.nn.Tanh())
+    model = torch.nn.Sequential(*mods)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    seen, best, patience, next_valid = 0, math.inf, PATIENCE, len(Xv)
+    for _ in range(epochs):
+        order = torch.randperm(len(X), generator=g)
+        for s in range(0, len(X), BATCH):
+            idx = order[s:s + BATCH]
+            loss = F.cross_entropy(model(X[idx]), y[idx])
+            if not torch.isfinite(loss):
+                return best
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(idx)
+            if seen >= next_valid:
+                next_valid += len(Xv)
+                with torch.no_grad():
+                    err = (model(Xv).argmax(1) != yv).float().mean().item()
+                trial.report(err, seen)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+                if err < best:
+                    if err < best * 0.995:
+                        patience = max(patience, seen * 2)
+                    best = err
+                if seen >= patience:
+                    return best
+    return best
+
+
+def theirs(name: str, pruner: str) -> dict:
+    import optuna
+    import torch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    splits = config(name).data.splits()
+    X, y, Xv, yv = (torch.as_tensor(a) for a in (splits.X_train, splits.y_train, splits.X_valid, splits.y_valid))
+    epoch = len(X)
+    pruners = {"none": optuna.pruners.NopPruner(),
+               "MedianPruner": optuna.pruners.MedianPruner(n_startup_trials=STARTUP, n_warmup_steps=epoch),
+               "SuccessiveHalvingPruner": optuna.pruners.SuccessiveHalvingPruner(min_resource=epoch,
+                                                                                 reduction_factor=REDUCTION)}
+    lo, hi = CASES[name]["units"]
+    torch.set_num_threads(1)
+
+    def objective(trial):
+        return hand_loop(trial, X, y, Xv, yv, trial.suggest_float("lr", 1e-3, 1, log=True),
+                         trial.suggest_int("layers", 1, 2), trial.suggest_int("units", lo, hi, log=True),
+                         CASES[name]["epochs"], trial.number)
+
+    trace = []
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), pruner=pruners[pruner])
+    start = time.perf_counter()
+
+    def heard(study, trial):
+        if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+            trace.append((time.perf_counter() - start, study.best_value))
+
+    study.optimize(objective, n_trials=TRIALS, n_jobs=2, callbacks=[heard])
+    return {"total": time.perf_counter() - start, "best": study.best_value, "trace": trace,
+            "pruned": sum(t.state.name == "PRUNED" for t in study.trials)}
+
+
+def one(kind: str, name: str) -> dict:
+    side, rule = kind.split(" ", 1)
+    return ours(name, rule) if side == "purelearn" else theirs(name, rule)
+
+
+def reached(trace, target: float) -> float | None:
+    """The first time the best so far was at or below ``target``."""
+    return next((t for t, best in trace if best <= target + 1e-12), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", nargs="*", default=list(CASES))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--one", nargs=2, metavar=("KIND", "DATA"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(*args.one)))
+        return
+    print(f"machine: {machine()}")
+    for name in args.data:
+        config(name).data.splits()                 # into the dataset cache, outside every clock
+        case = CASES[name]
+        print(f"\n{name}: {TRIALS} random trials, 1-2 tanh layers of {case['units'][0]}-{case['units'][1]} units, "
+              f"at most {case['epochs']} epochs, {args.repeats} repeats", flush=True)
+        runs = {k: [] for k in KINDS}
+        for r in range(args.repeats):
+            for kind in KINDS:                      # in turn, so drift hits every kind alike
+                out = subprocess.run([sys.executable, __file__, "--one", kind, name], capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(f"{kind} on {name} failed:\n{out.stderr}")
+                runs[kind].append(json.loads(out.stdout.splitlines()[-1]))
+                last = runs[kind][-1]
+                print(f"  repeat {r + 1}, {kind}: {last['total']:.1f} s, best {last['best']:.4f}, "
+                      f"{last['pruned']} pruned", flush=True)
+        _table(runs)
+
+
+def _table(runs: dict) -> None:
+    # the target, per repeat: the better best of Optuna's two pruned searches
+    repeats = len(runs[KINDS[0]])
+    targets = [min(runs[k][r]["best"] for k in ("Optuna MedianPruner", "Optuna SuccessiveHalvingPruner"))
+               for r in range(repeats)]
+    print("| run | best valid error (median) | total s (median) | s to reach Optuna-pruned's best (median) "
+          "| reached | pruned |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind in KINDS:
+        times = [reached(runs[kind][r]["trace"], targets[r]) for r in range(repeats)]
+        got = [t for t in times if t is not None]
+        print(f"| {kind} | {statistics.median(x['best'] for x in runs[kind]):.4f} | "
+              f"{statistics.median(x['total'] for x in runs[kind]):.1f} | "
+              f"{statistics.median(got) if got else float('nan'):.1f} | {len(got)}/{repeats} | "
+              f"{statistics.median(x['pruned'] for x in runs[kind]):.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

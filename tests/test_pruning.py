@@ -1,0 +1,258 @@
+"""Pruning (§3.3.1): the rules against independent computations, pruned members leaving their
+population without changing the others, and pruned trials in studies, strategies and commands."""
+
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from purelearn import Member, Training, fit, tune
+from purelearn.config import Config
+from purelearn.errors import ConfigError
+from purelearn.execute.driver import decide_pruning
+from purelearn.execute.objective import ConfigObjective
+from purelearn.nn import MLP, RBM, AutoEncoder
+from purelearn.search import make_strategy, parse_space
+from purelearn.search.pruning import Pruner, Pruning, best_by, points
+from purelearn.train.fit import fit_iter
+
+
+def curve(*pairs):
+    return [{"examples_seen": e, "valid_error": v} for e, v in pairs]
+
+
+def test_best_by_is_the_best_up_to_the_first_validation_at_or_after(rng):
+    for _ in range(50):
+        seen = np.cumsum(rng.integers(1, 50, 12))
+        errors = rng.random(12)
+        c = points(curve(*zip(seen.tolist(), errors.tolist())))
+        for e in rng.integers(0, seen[-1] + 30, 10):
+            after = [i for i, s in enumerate(seen) if s >= e]
+            expected = None if not after else min(errors[:after[0] + 1])
+            assert best_by(c, int(e)) == expected
+
+
+def test_the_median_rule_against_a_direct_computation(rng):
+    history = [curve(*((100 * k, float(v)) for k, v in enumerate(rng.random(8), 1))) for _ in range(9)]
+    history.append(curve((100, 0.5)))                     # stopped early: not among those at 400
+    pruner = Pruner(Pruning("median", min_examples=200, min_trials=5), history)
+    best = np.array([0.2, 0.45, 0.9])
+    verdicts = pruner.judge(400, 300, best, epoch=10 ** 6)
+    for j, v in enumerate(best):
+        others = [min(row["valid_error"] for row in h if row["examples_seen"] <= 400) for h in history[:9]]
+        others += [float(b) for k, b in enumerate(best) if k != j]
+        assert (verdicts[j] is not None) == (v > statistics.median(others))
+        if verdicts[j]:
+            assert "median rule at 400 examples" in verdicts[j] and f"of {len(others)} other trials" in verdicts[j]
+    assert pruner.judge(100, 0, best, epoch=10 ** 6) == [None] * 3          # warm-up: min_examples
+    assert Pruner(Pruning("median"), history).judge(400, 300, best, epoch=500) == [None] * 3   # one epoch
+    few = Pruner(Pruning("median", min_trials=5), history[:2])
+    assert few.judge(400, 300, best, epoch=1) == [None] * 3                # 2 + 2 others < 5
+
+
+def asha(arrivals, start, r):
+    """Asynchronous successive halving, one arrival (values at every rung) at a time: whether
+    each goes past every rung it reaches."""
+    rungs, out = {}, []
+    for values in arrivals:
+        alive = True
+        for k, v in enumerate(values):
+            rungs.setdefault(k, []).append(v)
+            competing = sorted(rungs[k])
+            if v > competing[max(len(competing) // r - 1, 0)]:
+                alive = False
+                break
+        out.append(alive)
+    return out
+
+
+def test_successive_halving_is_asynchronous_successive_halving(rng):
+    start, r = 100, 3
+    for _ in range(20):
+        trials = [np.minimum.accumulate(rng.random(4)) for _ in range(10)]
+        pruner, outcome = Pruner(Pruning("successive-halving", min_examples=start, reduction=r)), []
+        for values in trials:
+            at = [start * r ** k for k in range(4)]
+            c, alive, previous = [], True, 0
+            for k, e in enumerate(at):
+                c.append((e, float(values[k])))
+                if pruner.judge(e, previous, np.array([values[k]]), epoch=1)[0] is not None:
+                    alive = False
+                    break
+                previous = e
+            outcome.append(alive)
+            pruner.add(curve(*c))
+        expected = asha([v.tolist() for v in trials], start, r)
+        assert outcome == expected
+
+
+def test_halving_judges_every_rung_a_sparse_validation_crossed():
+    history = [curve((100, 0.1), (300, 0.1), (900, 0.1)), curve((100, 0.2), (300, 0.05), (900, 0.05))]
+    pruner = Pruner(Pruning("successive-halving", min_examples=100, reduction=2), history)
+    # first validation at 1,000 examples: rungs 100, 200, 400 and 800 crossed at once
+    verdict, = pruner.judge(1000, 0, np.array([0.15]), epoch=1)
+    assert "rung of 100 examples" in verdict                 # 0.15 is not the best of 3 at 100
+    kept, = pruner.judge(1000, 0, np.array([0.01]), epoch=1)
+    assert kept is None
+
+
+@pytest.mark.parametrize("bad, says", [({"rule": "hyperband"}, "auto, median, none, successive-halving"),
+                                       ({"rule": "median", "reduction": 1}, "prune_reduction"),
+                                       ({"rule": "median", "min_trials": 0}, "prune_min_trials")])
+def test_bad_pruning_settings_are_named(bad, says):
+    with pytest.raises(ConfigError, match=says):
+        Pruning(**bad)
+
+
+def members(n, hopeless=()):
+    """MLPs of one structure; those in ``hopeless`` learn at a rate too small to get anywhere."""
+    return [Member(MLP(hidden=(16,)), Training(lr=1e-5 if i in hopeless else 0.1, max_epochs=3, seed=i,
+                                               valid_every=300)) for i in range(n)]
+
+
+def test_pruned_members_leave_and_the_others_train_as_alone(digits):
+    group = members(6, hopeless={1, 4})
+    pruner = Pruner(Pruning("median", min_examples=600, min_trials=3))
+    results = dict(fit_iter(digits, group, pruner=pruner))
+    alone = fit(digits, group)
+    for i in (1, 4):
+        assert results[i].stopped_because == "pruned" and "median rule at 608 examples" in results[i].note
+    survivors = [i for i, r in results.items() if r.stopped_because != "pruned"]
+    assert survivors
+    for i, r in results.items():
+        if r.stopped_because == "pruned":      # stopped at a validation, kept its best so far
+            assert r.curve[-1]["examples_seen"] == r.examples_seen < alone[i].examples_seen
+            assert r.best_valid_error == min(row["valid_error"] for row in r.curve)
+            assert r.best_valid_error > min(results[j].curve[len(r.curve) - 1]["valid_error"] for j in survivors)
+        else:                                  # the others as alone: compaction changed nothing
+            same = lambda c: [(row["examples_seen"], round(row["valid_error"], 6)) for row in c]  # noqa: E731
+            assert same(r.curve) == same(alone[i].curve) and r.note is None
+            assert r.best_valid_error == pytest.approx(alone[i].best_valid_error, abs=1e-6)
+            assert r.examples_seen == alone[i].examples_seen and r.stopped_because == alone[i].stopped_because
+    assert len(pruner.history) == 6                             # each finished member's curve joined
+
+
+def test_a_later_population_is_judged_against_the_earlier_ones(digits):
+    # Two widths too far apart to pad train as two populations, one after the other: the
+    # hopeless member of the second is pruned against the first's curves, its peers too few.
+    group = [replace(m, model=MLP(hidden=(32,))) if i >= 4 else m for i, m in enumerate(members(6, hopeless={5}))]
+    pruner = Pruner(Pruning("median", min_examples=600, min_trials=4))
+    results = dict(fit_iter(digits, group, pruner=pruner))
+    assert [results[i].stopped_because for i in range(4)] != ["pruned"] * 4
+    assert results[5].stopped_because == "pruned" and results[4].stopped_because != "pruned"
+
+
+SPACE = {"train.lr": "loguniform(1e-5, 0.5)"}
+
+
+def small(**values):
+    return Config().with_values({"data.name": "digits", "data.preprocess": ["standardize"], "model.hidden": [16],
+                                 "train.max_epochs": 4, "train.valid_every": 300, **values})
+
+
+@pytest.mark.parametrize("rule", ["median", "successive-halving"])
+def test_a_study_prunes_records_and_never_reruns_pruned_trials(tmp_path, rule):
+    store = str(tmp_path / "s.db")
+    prune = Pruning(rule, min_examples=600, min_trials=3, reduction=2)
+    study = tune(small(), SPACE, trials=12, store=store, workers=1, population=6, prune=prune)
+    pruned = [t for t in study.trials if t.status == "pruned"]
+    assert pruned and study.best.status == "complete"
+    for t in pruned:
+        assert t.value == min(row["valid_error"] for row in t.curve) and "pruned by" in t.error
+        assert t.value >= study.best.value
+    assert len(study.searched()) == 12 and len(study.efficiency_curve()) == 12
+    assert "pruned trials counted" in study.plateau()["message"]
+    again = tune(small(), SPACE, trials=12, store=store, workers=1, population=6, prune=prune)
+    assert [(t.number, t.status, t.value) for t in again.trials] == [(t.number, t.status, t.value) for t in study.trials]
+    more = tune(small(), SPACE, trials=14, store=store, workers=1, population=6, prune=prune)
+    assert [t.number for t in more.trials] == list(range(14))
+    assert all(more.trials[t.number].status == "pruned" for t in pruned)
+
+
+def test_pruning_is_the_same_in_a_worker_process_and_deterministic():
+    prune = Pruning("median", min_examples=600, min_trials=3)
+    run = lambda workers, executor: [(t.status, round(t.value, 6)) for t in tune(  # noqa: E731
+        small(), SPACE, trials=8, workers=workers, population=8, prune=prune, executor=executor).trials]
+    inline = run(1, "inline")
+    assert run(1, "process") == inline and "pruned" in {s for s, _ in inline}
+    # two workers split the batch into other populations (other peers), the same way every time
+    assert run(2, "process") == run(2, "process")
+
+
+def test_tpe_is_told_pruned_trials_as_pruned(tmp_path):
+    prune = Pruning("median", min_examples=600, min_trials=3)
+    store = str(tmp_path / "t.db")
+    study = tune(small(), SPACE, strategy="tpe", trials=10, store=store, workers=1, population=5, prune=prune,
+                 options={"startup": 4})
+    pruned = {t.number: t for t in study.trials if t.status == "pruned"}
+    assert pruned
+    strategy = make_strategy("tpe", parse_space(SPACE), 0, startup=4)
+    for t in study.trials:                                   # as a resume replays them
+        strategy.replay(t.number, t.params, t.value, points(t.curve) if t.status == "pruned" else None)
+    told = strategy.study.get_trials(deepcopy=False)
+    states = [ft.state.name for ft in told]
+    assert states.count("PRUNED") == len(pruned)
+    for ft in told:
+        if ft.state.name == "PRUNED":
+            assert ft.value is None and max(ft.intermediate_values) > 0
+    # and in a running search, through ask and tell
+    live = make_strategy("tpe", parse_space(SPACE), 0, startup=4)
+    params = live.ask(0)
+    live.tell(0, params, 0.4, (np.array([300, 600]), np.array([0.5, 0.4])))
+    ft = live.study.get_trials(deepcopy=False)[0]
+    assert ft.state.name == "PRUNED" and ft.intermediate_values == {300: 0.5, 600: 0.4}
+
+
+@pytest.mark.parametrize("model", [
+    {"model.family": "autoencoder", "model.hidden": 12, "model.corruption": "masking", "model.corruption_level": 0.25},
+    {"model.family": "rbm", "model.hidden": 12}], ids=["autoencoder", "rbm"])
+def test_every_family_prunes(model):
+    config = small(**{"data.preprocess": ["scale"], "train.max_epochs": 3}).with_values(model)
+    prune = Pruning("median", min_examples=600, min_trials=3)
+    study = tune(config, SPACE, trials=8, workers=1, population=8, prune=prune)
+    assert any(t.status == "pruned" for t in study.trials) and study.best.status == "complete"
+
+
+def test_auto_decides_and_says():
+    objective = ConfigObjective(small())
+    p, said = decide_pruning("auto", objective, "random", 32)
+    assert p.rule == "median" and "median rule" in said
+    p, said = decide_pruning("auto", objective, "random", 8)
+    assert p.rule == "none" and "8 trials" in said
+    p, said = decide_pruning("auto", ConfigObjective(small(**{"data.folds": 3})), "random", 64)
+    assert p.rule == "none" and "data.folds" in said
+    events = []
+    tune(small(), SPACE, trials=2, workers=1, population=2, prune="auto", progress=events.append)
+    assert any("pruning: none (2 trials" in e for p in events for e in p.events)
+
+
+@pytest.mark.parametrize("where, says", [({"data.folds": 3}, "data.folds"),
+                                         ({"pretrain.levels": 1}, "pre-trained stack")])
+def test_a_rule_that_cannot_compare_is_refused(where, says):
+    config = Config().with_values({"data.name": "digits", **where})
+    with pytest.raises(ConfigError, match=says):
+        tune(config, SPACE, trials=2, workers=1, prune="median")
+    with pytest.raises(ConfigError, match="function objective"):
+        tune(lambda p, report: p["x"], {"x": "uniform(0, 1)"}, trials=2, prune="median")
+
+
+def test_the_command_prunes_and_names_a_bad_rule(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\nname = "digits"\npreprocess = ["standardize"]\n[model]\nhidden = [16]\n'
+                   '[train]\nmax_epochs = 4\nvalid_every = 300\n[search]\ntrials = 8\nworkers = 1\n'
+                   'population = "8"\nprune_min_examples = 600\nprune_min_trials = 3\n'
+                   '[search.space]\n"train.lr" = "loguniform(1e-5, 0.5)"\n')
+    run = lambda *a: subprocess.run([sys.executable, "-m", "purelearn.cli", "tune", str(cfg),  # noqa: E731
+                                     "--store", str(tmp_path / "s.db"), *a], capture_output=True, text=True)
+    done = run("--prune", "median", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["pruned"] > 0 and summary["complete"] + summary["pruned"] == 8
+    assert "pruning: the median rule" in done.stderr
+    bad = run("--prune", "sometimes")
+    assert bad.returncode == 2 and "sometimes" in bad.stderr and "median, none, successive-halving" in bad.stderr
+    assert "Traceback" not in bad.stderr
