@@ -2,7 +2,10 @@
 
 The same random search on each data set (32 trials; learning rate 1e-3-1, 1-2 tanh layers of
 16-256 units (mnist5k: 32-512); SGD, batch 32; validation every |valid| examples; patience 5,000
-examples; at most 20 epochs (mnist5k: 10)), six ways, each in a fresh process:
+examples; at most 20 epochs (mnist5k: 10)), six ways, each in a fresh process. Both sides train
+the same 32 configurations (purelearn's random draws, given to Optuna with ``enqueue_trial``),
+so what differs is the training and the pruning, not the luck of the draw; repeat r draws them
+with seed r.
 
 1. purelearn ``tune`` (automatic schedule, one process per core) with no pruning, the median
    rule and successive halving;
@@ -58,18 +61,29 @@ def config(name: str):
                                  "train.batch_size": BATCH})
 
 
-def ours(name: str, rule: str) -> dict:
+def space(name: str) -> dict:
+    lo, hi = CASES[name]["units"]
+    return {"train.lr": "loguniform(1e-3, 1)", "model.layers": "intuniform(1, 2)",
+            "model.units": f"intloguniform({lo}, {hi})"}
+
+
+def draws(name: str, seed: int) -> list[dict]:
+    """The configurations purelearn's random search tries with this seed, in order."""
+    from purelearn.search import make_strategy, parse_space
+
+    strategy = make_strategy("random", parse_space(space(name)), seed)
+    return [strategy.ask(n) for n in range(TRIALS)]
+
+
+def ours(name: str, rule: str, seed: int) -> dict:
     import purelearn as pl
     from purelearn.search.pruning import Pruning
 
-    lo, hi = CASES[name]["units"]
-    space = {"train.lr": "loguniform(1e-3, 1)", "model.layers": "intuniform(1, 2)",
-             "model.units": f"intloguniform({lo}, {hi})"}
     trace = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         progress = lambda p: p.best is not None and trace.append((time.perf_counter() - start, p.best))  # noqa: E731
-        study = pl.tune(config(name), space, trials=TRIALS, store=Path(tmp) / "s.db", study="s",
+        study = pl.tune(config(name), space(name), trials=TRIALS, store=Path(tmp) / "s.db", study="s", seed=seed,
                         prune=Pruning(rule, min_trials=STARTUP, reduction=REDUCTION), progress=progress)
         total = time.perf_counter() - start
     return {"total": total, "best": study.best.value, "trace": trace,
@@ -121,7 +135,7 @@ def hand_loop(trial, X, y, Xv, yv, lr, layers, units, epochs, seed):
     return best
 
 
-def theirs(name: str, pruner: str) -> dict:
+def theirs(name: str, pruner: str, seed: int) -> dict:
     import optuna
     import torch
 
@@ -142,7 +156,10 @@ def theirs(name: str, pruner: str) -> dict:
                          CASES[name]["epochs"], trial.number)
 
     trace = []
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), pruner=pruners[pruner])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruners[pruner])
+    for params in draws(name, seed):
+        study.enqueue_trial({"lr": params["train.lr"], "layers": params["model.layers"],
+                             "units": params["model.units"]})
     start = time.perf_counter()
 
     def heard(study, trial):
@@ -154,9 +171,9 @@ def theirs(name: str, pruner: str) -> dict:
             "pruned": sum(t.state.name == "PRUNED" for t in study.trials)}
 
 
-def one(kind: str, name: str) -> dict:
+def one(kind: str, name: str, seed: int) -> dict:
     side, rule = kind.split(" ", 1)
-    return ours(name, rule) if side == "purelearn" else theirs(name, rule)
+    return ours(name, rule, seed) if side == "purelearn" else theirs(name, rule, seed)
 
 
 def reached(trace, target: float) -> float | None:
@@ -168,10 +185,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="*", default=list(CASES))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--one", nargs=2, metavar=("KIND", "DATA"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("KIND", "DATA", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(*args.one)))
+        kind, name, seed = args.one
+        print(json.dumps(one(kind, name, int(seed))))
         return
     print(f"machine: {machine()}")
     for name in args.data:
@@ -182,7 +200,8 @@ def main() -> None:
         runs = {k: [] for k in KINDS}
         for r in range(args.repeats):
             for kind in KINDS:                      # in turn, so drift hits every kind alike
-                out = subprocess.run([sys.executable, __file__, "--one", kind, name], capture_output=True, text=True)
+                out = subprocess.run([sys.executable, __file__, "--one", kind, name, str(r)], capture_output=True,
+                                     text=True)
                 if out.returncode:
                     raise SystemExit(f"{kind} on {name} failed:\n{out.stderr}")
                 runs[kind].append(json.loads(out.stdout.splitlines()[-1]))

@@ -256,3 +256,18 @@ def test_the_command_prunes_and_names_a_bad_rule(tmp_path):
     bad = run("--prune", "sometimes")
     assert bad.returncode == 2 and "sometimes" in bad.stderr and "median, none, successive-halving" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_hyper_learner_prunes_as_its_config_says(digits):
+    from purelearn import HyperLearner
+
+    tables = {"data": {"preprocess": ["standardize"]}, "model": {"hidden": [16]},
+              "train": {"max_epochs": 4, "valid_every": 300},
+              "search": {"prune": "median", "prune_min_examples": 600, "prune_min_trials": 3}}
+    X, y = digits.X_train, digits.y_train
+    learner = HyperLearner(tables, space=SPACE, trials=8, population=8, random_state=0).fit(X, y)
+    assert any(t.status == "pruned" for t in learner.study_.trials) and learner.study_.best.status == "complete"
+    tables["search"]["prune"] = "none"
+    plain = HyperLearner(tables, space=SPACE, trials=8, population=8, random_state=0).fit(X, y)
+    assert all(t.status == "complete" for t in plain.study_.trials)
+    assert plain.study_.name != learner.study_.name

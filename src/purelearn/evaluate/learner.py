@@ -50,8 +50,9 @@ class HyperLearner(BaseEstimator):
     config : str, path, dict or purelearn.config.Config, default=None
         The base configuration: a TOML file (its ``[search]`` section gives the defaults of the
         search settings below), the same tables as a dict, or a Config. Its ``[data]`` section
-        gives the preprocessing and the validation fraction; the examples are ``fit``'s.
-        None: standardized inputs, the chapter's defaults otherwise.
+        gives the preprocessing and the validation fraction, its ``search.prune`` how hopeless
+        trials stop early (default auto: the median rule from 16 trials on, none with ``cv``);
+        the examples are ``fit``'s. None: standardized inputs, the chapter's defaults otherwise.
     space : dict or purelearn.Space, default=None
         The knobs searched, as in ``[search.space]``. None: the config's, else
         ``DEFAULT_SPACE`` (the learning rate and the width).
@@ -173,7 +174,8 @@ class HyperLearner(BaseEstimator):
         folds = config.data.folds if self.cv is None else self.cv
         data = from_arrays(X, y, "the training data", self.task)
         strategy = self.strategy or spec.strategy
-        search = dict(strategy=strategy, seed=seed, expand=spec.expand, options=replace(spec, strategy=strategy).options())
+        search = dict(strategy=strategy, seed=seed, expand=spec.expand, options=replace(spec, strategy=strategy).options(),
+                      prune=spec.pruning())
         running = dict(trials=self.trials or spec.trials, workers=_workers(self.n_jobs), population=self.population,
                        keep_models=spec.keep_models, memory_limit=spec.memory_limit * 2 ** 20 or None)
         with _arrays(data, self.store) as path:
