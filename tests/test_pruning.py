@@ -108,6 +108,42 @@ def test_bad_pruning_settings_are_named(bad, says):
         Pruning(**bad)
 
 
+def test_the_settings_defaults_and_what_they_say():
+    assert Pruning() == Pruning("none", 0, 5, 3) and Pruning("median", min_trials=1).min_trials == 1
+    assert [Pruning(r).active for r in ("none", "auto", "median", "successive-halving")] == [False, False, True, True]
+    assert "median of at least 5 others" in Pruning("median").describe() and "one epoch" in Pruning("median").describe()
+    assert "1/3" in Pruning("successive-halving").describe()
+    assert "8,000 examples x 3^k" in Pruning("successive-halving", min_examples=8000).describe()
+    assert Pruning("none").describe().startswith("none")
+    with pytest.raises(AttributeError):
+        Pruning().rule = "median"                        # frozen: settings travel to workers unchanged
+
+
+def test_the_median_rule_at_its_bounds():
+    history = [curve((200, v)) for v in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    rule = Pruning("median", min_examples=200, min_trials=5)
+    # at exactly the warm-up, with exactly min_trials others: judged; a tie with the median goes on
+    assert Pruner(rule, history).judge(200, 0, np.array([0.31]), epoch=1)[0] is not None
+    assert Pruner(rule, history).judge(200, 0, np.array([0.3]), epoch=1) == [None]
+    assert Pruner(rule, history[:4]).judge(200, 0, np.array([0.9]), epoch=1) == [None]
+    # a rule of none stops nobody, whatever the curves
+    longer = [curve((200, v), (600, v)) for v in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    assert Pruner(Pruning("none", min_examples=200), longer).judge(600, 200, np.array([0.9]), epoch=1) == [None]
+
+
+def test_halving_judges_a_rung_once():
+    rule = Pruning("successive-halving", min_examples=100, reduction=3)
+    pruner = Pruner(rule)
+    assert pruner.judge(100, 0, np.array([0.15]), epoch=1) == [None]        # alone at rung 100
+    pruner.add(curve((100, 0.1), (300, 0.1)))
+    pruner.add(curve((100, 0.12), (300, 0.12)))
+    # the next validations cross no new rung: rung 100 is not judged again with the newcomers
+    assert pruner.judge(200, 100, np.array([0.15]), epoch=1) == [None]
+    assert pruner.judge(300, 200, np.array([0.15]), epoch=1)[0] is not None      # rung 300
+    passed = Pruner(rule, [curve((300, 0.5)), curve((300, 0.6))])
+    assert passed.judge(500, 300, np.array([0.9]), epoch=1) == [None]        # rung 300 was at 300
+
+
 def members(n, hopeless=()):
     """MLPs of one structure; those in ``hopeless`` learn at a rate too small to get anywhere."""
     return [Member(MLP(hidden=(16,)), Training(lr=1e-5 if i in hopeless else 0.1, max_epochs=3, seed=i,
@@ -221,8 +257,12 @@ def test_auto_decides_and_says():
     objective = ConfigObjective(small())
     p, said = decide_pruning("auto", objective, "random", 32)
     assert p.rule == "median" and "median rule" in said
-    p, said = decide_pruning("auto", objective, "random", 8)
-    assert p.rule == "none" and "8 trials" in said
+    assert decide_pruning("auto", objective, "random", 16)[0].rule == "median"
+    p, said = decide_pruning("auto", objective, "random", 15)
+    assert p.rule == "none" and "15 trials" in said
+    p, said = decide_pruning("successive-halving", objective, "random", 4)     # asked: as asked, and said
+    assert p.rule == "successive-halving" and said.startswith("pruning: successive halving")
+    assert decide_pruning("none", objective, "random", 64) == (Pruning("none"), "")
     p, said = decide_pruning("auto", ConfigObjective(small(**{"data.folds": 3})), "random", 64)
     assert p.rule == "none" and "data.folds" in said
     events = []
@@ -271,3 +311,47 @@ def test_a_hyper_learner_prunes_as_its_config_says(digits):
     plain = HyperLearner(tables, space=SPACE, trials=8, population=8, random_state=0).fit(X, y)
     assert all(t.status == "complete" for t in plain.study_.trials)
     assert plain.study_.name != learner.study_.name
+
+
+@pytest.mark.parametrize("strategy, options", [("grid", {"k": 8}), ("coordinate", {}),
+                                               ("multires", {"stage_size": 4, "keep": 2})])
+def test_every_strategy_searches_on_with_pruned_trials(strategy, options):
+    prune = Pruning("median", min_examples=600, min_trials=3)
+    study = tune(small(), SPACE, strategy=strategy, trials=8, workers=1, population=4, prune=prune,
+                 options=options)
+    assert len(study.trials) == 8 and {t.status for t in study.trials} <= {"complete", "pruned"}
+    assert any(t.status == "pruned" for t in study.trials) and study.best.status == "complete"
+
+
+def test_later_batches_are_judged_against_the_drivers_finished_trials():
+    # populations of 2 handed out one after another: a trial pruned "of N other trials" with
+    # N > 1 was compared with trials of earlier batches, sent by the driver
+    prune = Pruning("median", min_examples=600, min_trials=3)
+    study = tune(small(), SPACE, trials=10, workers=1, population=2, prune=prune)
+    others = [int(t.error.split(" of ")[1].split()[0]) for t in study.trials if t.status == "pruned"]
+    assert others and max(others) > 1
+
+
+def test_the_driver_tells_its_strategy_which_trials_were_pruned(monkeypatch, tmp_path):
+    from purelearn.search.strategies import TPE
+
+    heard, tell = {}, TPE.tell
+
+    def spy(self, number, params, value, pruned=None):
+        heard[number] = pruned
+        return tell(self, number, params, value, pruned)
+
+    monkeypatch.setattr(TPE, "tell", spy)
+    prune = Pruning("median", min_examples=600, min_trials=3)
+    store = str(tmp_path / "t.db")
+    study = tune(small(), SPACE, strategy="tpe", trials=8, store=store, workers=1, population=4, prune=prune)
+    for runs in range(2):                          # as run, then as replayed on a resume
+        assert sorted(heard) == list(range(8))
+        for t in study.trials:
+            if t.status == "pruned":
+                np.testing.assert_array_equal(heard[t.number][0], points(t.curve)[0])
+                np.testing.assert_array_equal(heard[t.number][1], points(t.curve)[1])
+            else:
+                assert heard[t.number] is None
+        heard.clear()
+        tune(small(), SPACE, strategy="tpe", trials=8, store=store, workers=1, population=4, prune=prune)

@@ -490,7 +490,7 @@ def trials_command(args) -> int:
         return 0
     knobs = list(dict.fromkeys(k for t in rows for k in t.params))
     errors = any(t.error for t in rows)
-    header = ["trial", "status", "valid err", "seconds", *knobs] + (["error"] if errors else [])
+    header = ["trial", "status", "valid err", "seconds", *knobs] + (["error or reason"] if errors else [])
     table = [[str(t.number), t.status, "-" if t.value is None else f"{t.value:.4f}",
               "-" if t.seconds is None else f"{t.seconds:.1f}", *(format_value(t.params[k]) if k in t.params else "-"
                                                                 for k in knobs)]

@@ -301,7 +301,8 @@ class _Driver:
             measuring = _Measurement(self.planner)
         else:
             self.plan = self.planner()
-        self._report(0, [self.said] * bool(self.said) + ([] if self.timed else [f"schedule: {self.plan.reason}"]))
+        lines = [self.said, "" if self.timed else f"schedule: {self.plan.reason}"]
+        self._report(0, [line for line in lines if line])
         self.record.settings["prune"] = self.pruning.__dict__ | {"said": self.said}
         self.store.update_study(self.record)
         try:
