@@ -15,7 +15,7 @@ from purelearn.config import Config
 from purelearn.errors import ConfigError
 from purelearn.execute.driver import decide_pruning
 from purelearn.execute.objective import ConfigObjective
-from purelearn.nn import MLP, RBM, AutoEncoder
+from purelearn.nn import MLP
 from purelearn.search import make_strategy, parse_space
 from purelearn.search.pruning import Pruner, Pruning, best_by, points
 from purelearn.train.fit import fit_iter
