@@ -40,6 +40,10 @@ def test_double_cross_validation_reads_each_outer_fold_once_after_selection():
     assert estimate.optimism[0] == pytest.approx(estimate.outer[0] - estimate.inner[0])
     summary = estimate.to_dict()
     assert summary["nested"]["mean"] == estimate.outer[0] and len(summary["folds"]) == 3
+    assert all(0 < f.seconds < 600 and f.trials == 2 for f in estimate.folds)
+    text = estimate.lines()
+    assert text[0] == "3 outer folds, selection by 2 inner folds" and len(text) == 2 + 3 + 3
+    assert text[-3].startswith("nested estimate (outer folds):") and f"{estimate.outer[0]:.4f}" in text[-3]
 
 
 def test_double_cross_validation_of_a_regression_scores_the_squared_error():
@@ -51,6 +55,14 @@ def test_double_cross_validation_of_a_regression_scores_the_squared_error():
 
 
 def test_outer_folds_are_checked():
+    from purelearn.evaluate.nested import NestedEstimate, OuterFold, check_outer
+
+    check_outer(5, 5)                                              # one example per fold is still folds
+    one = NestedEstimate([OuterFold(0, 10, {}, 0.1, 0.2, 2, 1.0)])
+    assert one.outer == (0.2, 0.0) and one.optimism == pytest.approx((0.1, 0.0))
+    two = NestedEstimate([OuterFold(0, 10, {}, 0.1, 0.2, 2, 1.0), OuterFold(1, 10, {}, 0.1, 0.4, 2, 1.0)])
+    assert two.outer == pytest.approx((0.3, 0.02 ** 0.5))          # sample std: ((0.1^2 + 0.1^2) / 1) ** 0.5
+    assert "an inner validation split" in one.lines()[0]
     X, y = load_iris(return_X_y=True)
     for outer in (1, 0, 151, 2.5):
         with pytest.raises(ConfigError, match="outer"):
@@ -143,3 +155,63 @@ def test_cli_evaluate_and_finals(tmp_path, capsys, monkeypatch):
     assert len(out["runs"]) == 1 and len(out["runs"][0]["valid"]) == 2
     assert main(["finals", store, "--study", "s", "--seeds", "0"]) == 2
     assert "seeds = 0" in capsys.readouterr().err
+
+
+def test_final_seeds_lie_above_every_trial_seed_and_are_distinct():
+    seeds = final_seeds(0, 500)
+    assert all(2 ** 31 <= s < 2 ** 32 for s in seeds) and len(set(seeds)) == 500
+    assert final_seeds(0, 500) == seeds and final_seeds(1, 5) != seeds[:5]
+
+
+def test_the_finals_table_names_the_best_configuration_and_luck():
+    from purelearn.evaluate.finals import FinalRun, Finals
+
+    lucky = FinalRun(3, {"train.lr": 0.1}, 0.035, [1, 2, 3], [0.05, 0.06, 0.07], 0.04)    # mean 0.06, std 0.01
+    steady = FinalRun(5, {"train.lr": 0.2}, 0.055, [1, 2, 3], [0.04, 0.055, 0.07], 0.03)   # the lowest mean
+    edge = FinalRun(7, {"train.lr": 0.3}, 0.04, [1, 2, 3], [0.05, 0.06, 0.07], 0.05)       # exactly 2 std below
+    text = Finals([lucky, steady, edge], False, 0.02).lines()
+    assert "the best configuration's committee 0.0300" in text[-2] and "the best single member 0.0400" in text[-2]
+    assert text[-1].startswith("trial(s) 3 searched more than two standard deviations below")
+    assert "test (mean)" not in text[1]
+    one = FinalRun(1, {}, 0.05, [1], [0.05], 0.05)
+    assert Finals([one], False, 0.05).lines()[2].split()[2:5] == ["0.0500", "+-", "0.0000"]
+    two = FinalRun(1, {}, 0.05, [1, 2], [0.04, 0.06], 0.05)
+    assert Finals([two], False, 0.05).lines()[2].split()[2:5] == ["0.0500", "+-", "0.0141"]
+
+
+def test_finals_default_to_three_configurations_of_ten_seeds_and_read_raw_test_inputs(tmp_path):
+    config = Config().with_values({"data.name": "digits", "data.preprocess": ["standardize"], "model.hidden": [8],
+                                   "train.max_epochs": 2})
+    study = tune(config, {"train.lr": "loguniform(0.02, 0.5)"}, trials=4, workers=1, population=4)
+    single = run_finals(study, top=1, seeds=1)
+    assert len(single.runs) == 1 and len(single.runs[0].valid) == 1
+    finals = run_finals(study, evaluate_test=True)
+    assert len(finals.runs) == 3 and all(len(r.seeds) == 10 and len(r.test) == 10 for r in finals.runs)
+    assert "test (mean)" in finals.lines()[1]
+    # independently: the members retrained alone, scored on the raw test inputs through their preprocessing
+    splits = config.data.splits()
+    X, y = splits.read_test()
+    run = finals.runs[0]
+    cfg = study.best_config()
+    assert run.trial == study.best.number
+    for k, s in enumerate(run.seeds[:2]):
+        alone = fit(splits, Member(cfg.member().model, replace(cfg.member().train, seed=s)))
+        assert run.test[k] == pytest.approx(alone.model.error(X, y), abs=1e-9)
+
+
+def test_a_regression_committee_is_scored_by_the_squared_error_of_the_mean(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    np.savez(tmp_path / "reg.npz", X=X, y=X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=300))
+    config = Config().with_values({"data.name": str(tmp_path / "reg.npz"), "data.task": "regression",
+                                   "data.preprocess": ["standardize"], "model.hidden": [8], "train.max_epochs": 3})
+    study = tune(config, {"train.lr": "loguniform(0.005, 0.05)"}, trials=2, workers=1, population=2)
+    finals = run_finals(study, top=1, seeds=3)
+    splits, cfg = config.data.splits(), study.best_config()
+    outputs = []
+    for s in finals.runs[0].seeds:
+        alone = fit(splits, Member(cfg.member().model, replace(cfg.member().train, seed=s)))
+        outputs.append(family_of(alone.model.spec).predict(alone.model.spec, alone.model.params, splits.X_valid))
+    mean = torch.stack(outputs).double().mean(0).numpy().reshape(-1)
+    expected = float(np.mean((mean - np.asarray(splits.y_valid).reshape(-1)) ** 2))
+    assert finals.runs[0].committee_valid == pytest.approx(expected, rel=1e-4)
