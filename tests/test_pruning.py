@@ -209,14 +209,17 @@ def test_a_study_prunes_records_and_never_reruns_pruned_trials(tmp_path, rule):
     assert all(more.trials[t.number].status == "pruned" for t in pruned)
 
 
-def test_pruning_is_the_same_in_a_worker_process_and_deterministic():
+def test_pruning_is_the_same_in_a_worker_process():
     prune = Pruning("median", min_examples=600, min_trials=3)
     run = lambda workers, executor: [(t.status, round(t.value, 6)) for t in tune(  # noqa: E731
         small(), SPACE, trials=8, workers=workers, population=8, prune=prune, executor=executor).trials]
     inline = run(1, "inline")
     assert run(1, "process") == inline and "pruned" in {s for s, _ in inline}
-    # two workers split the batch into other populations (other peers), the same way every time
-    assert run(2, "process") == run(2, "process")
+    # two workers: while the schedule is measured each trains one trial alone, so which trials
+    # share a population (and so their peers) depends on timing; pruning still works there
+    pooled = run(2, "process")
+    best = min(v for s, v in pooled if s == "complete")
+    assert "pruned" in {s for s, _ in pooled} and all(v >= best for s, v in pooled if s == "pruned")
 
 
 def test_tpe_is_told_pruned_trials_as_pruned(tmp_path):
