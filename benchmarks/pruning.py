@@ -9,8 +9,8 @@ with seed r.
 
 1. purelearn ``tune`` (automatic schedule, one process per core) with no pruning, the median
    rule and successive halving;
-2. Optuna (RandomSampler) + a hand-written PyTorch loop that reports its validation error at
-   every validation (step = examples seen), with ``MedianPruner`` and with
+2. Optuna (RandomSampler) + the hand-written PyTorch loop of ``search_speed.py``, reporting its
+   validation error at every validation (step = examples seen), with ``MedianPruner`` and with
    ``SuccessiveHalvingPruner``, n_jobs = 2 (one thread per core, torch on one thread each: the
    faster setting on this machine in ``search_speed.py``);
 3. the same Optuna search without pruning.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -40,13 +39,14 @@ from pathlib import Path
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import machine  # noqa: E402
+from search_speed import BATCH, PATIENCE, hand_loop  # noqa: E402  (the same hand-written loop, reporting)
 
 CASES = {
     "digits": dict(preprocess=["standardize"], units=(16, 256), epochs=20, valid=0.2, test=0.2),
     "mnist1d": dict(preprocess=["standardize"], units=(16, 256), epochs=20, valid=0.1, test=0.1),
     "mnist5k": dict(preprocess=["scale"], units=(32, 512), epochs=10, valid=0.1, test=0.1),
 }
-TRIALS, PATIENCE, BATCH, REDUCTION, STARTUP = 32, 5000, 32, 3, 5
+TRIALS, REDUCTION, STARTUP = 32, 3, 5
 KINDS = ("purelearn none", "purelearn median", "purelearn successive-halving",
          "Optuna none", "Optuna MedianPruner", "Optuna SuccessiveHalvingPruner")
 
@@ -90,51 +90,6 @@ def ours(name: str, rule: str, seed: int) -> dict:
             "pruned": sum(t.status == "pruned" for t in study.trials)}
 
 
-def hand_loop(trial, X, y, Xv, yv, lr, layers, units, epochs, seed):
-    """nn.Linear layers, SGD, validation every |valid| examples reported to the trial (step:
-    examples seen), the same patience rule as purelearn's."""
-    import optuna
-    import torch
-    import torch.nn.functional as F
-
-    torch.manual_seed(seed)
-    sizes = [X.shape[1]] + [units] * layers + [int(y.max()) + 1]
-    mods = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        mods.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            mods.append(torch.nn.Tanh())
-    model = torch.nn.Sequential(*mods)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    seen, best, patience, next_valid = 0, math.inf, PATIENCE, len(Xv)
-    for _ in range(epochs):
-        order = torch.randperm(len(X), generator=g)
-        for s in range(0, len(X), BATCH):
-            idx = order[s:s + BATCH]
-            loss = F.cross_entropy(model(X[idx]), y[idx])
-            if not torch.isfinite(loss):
-                return best
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += len(idx)
-            if seen >= next_valid:
-                next_valid += len(Xv)
-                with torch.no_grad():
-                    err = (model(Xv).argmax(1) != yv).float().mean().item()
-                trial.report(err, seen)
-                if trial.should_prune():
-                    raise optuna.TrialPruned()
-                if err < best:
-                    if err < best * 0.995:
-                        patience = max(patience, seen * 2)
-                    best = err
-                if seen >= patience:
-                    return best
-    return best
-
-
 def theirs(name: str, pruner: str, seed: int) -> dict:
     import optuna
     import torch
@@ -151,9 +106,14 @@ def theirs(name: str, pruner: str, seed: int) -> dict:
     torch.set_num_threads(1)
 
     def objective(trial):
-        return hand_loop(trial, X, y, Xv, yv, trial.suggest_float("lr", 1e-3, 1, log=True),
+        def report(error, seen):
+            trial.report(error, seen)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return hand_loop(X, y, Xv, yv, trial.suggest_float("lr", 1e-3, 1, log=True),
                          trial.suggest_int("layers", 1, 2), trial.suggest_int("units", lo, hi, log=True),
-                         CASES[name]["epochs"], trial.number)
+                         CASES[name]["epochs"], trial.number, report)
 
     trace = []
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruners[pruner])

@@ -77,10 +77,11 @@ def with_ratio(ratio, device, run):
         setattr(fit, name, kept)
 
 
-def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed):
+def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed, report=None):
     """Plain PyTorch: nn.Linear layers, SGD, validation every |valid| examples, patience rule.
     On a GPU the divergence check waits for the validation's own synchronization (checking
-    every step would stall the device queue)."""
+    every step would stall the device queue). ``report(valid_error, examples_seen)`` is called
+    at every validation (where a pruner may stop the trial by raising)."""
     on_gpu = X.is_cuda
     torch.manual_seed(seed)
     sizes = [X.shape[1]] + [units] * layers + [int(y.max()) + 1]
@@ -110,6 +111,8 @@ def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed):
                     return best
                 with torch.no_grad():
                     err = (model(Xv).argmax(1) != yv).float().mean().item()
+                if report is not None:
+                    report(err, seen)
                 if err < best:
                     if err < best * 0.995:
                         patience = max(patience, seen * 2)
