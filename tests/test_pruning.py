@@ -279,8 +279,6 @@ def test_a_rule_that_cannot_compare_is_refused(where, says):
     config = Config().with_values({"data.name": "digits", **where})
     with pytest.raises(ConfigError, match=says):
         tune(config, SPACE, trials=2, workers=1, prune="median")
-    with pytest.raises(ConfigError, match="function objective"):
-        tune(lambda p, report: p["x"], {"x": "uniform(0, 1)"}, trials=2, prune="median")
 
 
 def test_the_command_prunes_and_names_a_bad_rule(tmp_path):
@@ -358,3 +356,25 @@ def test_the_driver_tells_its_strategy_which_trials_were_pruned(monkeypatch, tmp
                 assert heard[t.number] is None
         heard.clear()
         tune(small(), SPACE, strategy="tpe", trials=8, store=store, workers=1, population=4, prune=prune)
+
+
+def hopeless_above_half(params, report):
+    """A learning curve that levels off at x: trials with a large x are hopeless from the start."""
+    for k in range(1, 11):
+        report(100 * k, params["x"] + 1 / k)
+    return params["x"] + 0.1
+
+
+def test_a_function_objective_is_pruned_through_its_report():
+    study = tune(hopeless_above_half, {"x": "uniform(0, 1)"}, trials=24, prune=Pruning("median", min_trials=3))
+    pruned = [t for t in study.trials if t.status == "pruned"]
+    assert pruned and study.best.status == "complete"
+    for t in pruned:
+        assert len(t.curve) < 10 and t.value == pytest.approx(t.params["x"] + 1 / len(t.curve))
+        assert "median rule" in t.error
+    assert min(t.params["x"] for t in pruned) > study.best.params["x"]
+    # auto never prunes a function (it may not report), and says why
+    events = []
+    plain = tune(hopeless_above_half, {"x": "uniform(0, 1)"}, trials=24, prune="auto", progress=events.append)
+    assert all(t.status == "complete" for t in plain.trials)
+    assert any("prunes only when asked" in e for p in events for e in p.events)

@@ -129,7 +129,10 @@ def decide_pruning(prune, objective, strategy: str, trials: int) -> tuple[Prunin
     pruning = prune if isinstance(prune, Pruning) else Pruning(rule=prune)
     why_not = None
     if not isinstance(objective, ConfigObjective):
-        why_not = "a function objective reports its own curve; pruning compares the engine's"
+        if pruning.rule != "auto":
+            return pruning, f"pruning: {pruning.describe()}" if pruning.active else ""
+        why_not = ("a function objective prunes only when asked: its report() then raises "
+                   "purelearn.search.pruning.Pruned")
     elif strategy == "layerwise":
         why_not = "the layer-wise search scores its levels by their probes, not by their learning curves"
     elif objective.config.pretrain.levels:

@@ -335,7 +335,8 @@ class ConfigObjective:
 @dataclass
 class FunctionObjective:
     """A user's ``objective(params, report) -> float``; ``report(examples_seen, valid_error,
-    train_loss=None)`` records the learning curve."""
+    train_loss=None)`` records the learning curve (and, when the study prunes, may stop the
+    trial by raising ``Pruned``)."""
 
     fn: object
 
@@ -346,28 +347,49 @@ class FunctionObjective:
         """A function's trials don't batch: each is a group of its own."""
         return [[i] for i in range(len(jobs))]
 
-    def __call__(self, params: dict, seed: int) -> Outcome:
+    def __call__(self, params: dict, seed: int, pruner=None) -> Outcome:
+        """One trial. With a ``pruner``, each ``report`` is judged against the study's other
+        trials at the same examples seen (the warm-up by default: the first report) and raises
+        ``search.pruning.Pruned`` when the rule stops the trial."""
+        from ..search.pruning import Pruned, points
+
         curve = []
 
         def report(examples_seen, valid_error, train_loss=None):
             curve.append({"examples_seen": int(examples_seen), "valid_error": float(valid_error),
                           "train_loss": None if train_loss is None else float(train_loss)})
+            if pruner is not None:
+                seen, best = points(curve)
+                previous = int(seen[-2]) if len(seen) > 1 else 0
+                verdict, = pruner.judge(int(seen[-1]), previous, best[-1:], epoch=int(seen[0]))
+                if verdict is not None:
+                    raise Pruned(verdict)
 
-        value = float(self.fn(params, report))
+        try:
+            value = float(self.fn(params, report))
+        except Pruned as e:
+            best = float(points(curve)[1][-1])
+            return Outcome("pruned", best if math.isfinite(best) else None, curve, str(e))
         if math.isnan(value):
             return Outcome("failed", None, curve, "the objective returned NaN")
         return Outcome("complete", value if math.isfinite(value) else None, curve)
 
     def run_batch(self, jobs, pruning=None):
+        from ..search.pruning import Pruner
+
+        pruner = Pruner(*pruning) if pruning is not None and pruning[0].active else None
         for number, params, seed in jobs:
-            yield number, run_trial(self, params, seed)
+            outcome = run_trial(self, params, seed, pruner)
+            if pruner is not None:
+                pruner.add(outcome.curve)
+            yield number, outcome
 
 
-def run_trial(objective, params: dict, seed: int) -> Outcome:
+def run_trial(objective, params: dict, seed: int, pruner=None) -> Outcome:
     """Run one trial, turning any exception into a failed outcome with its message."""
     start = time.perf_counter()
     try:
-        return objective(params, seed)
+        return objective(params, seed, pruner)
     except PurelearnError as e:
         return Outcome("failed", error=f"{type(e).__name__}: {e}")
     except Exception as e:  # a trial's crash must not end the study (footnote 27)

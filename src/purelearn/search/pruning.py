@@ -31,6 +31,12 @@ RULES = ("none", "median", "successive-halving")
 CHOICES = ("auto", *RULES)
 
 
+class Pruned(Exception):
+    """Raised by a function objective's ``report`` when the study's rule stops its trial: let
+    it propagate (the trial is recorded as pruned, at its best so far), as Optuna's
+    ``TrialPruned``."""
+
+
 @dataclass(frozen=True)
 class Pruning:
     """A pruning rule and its settings, as ``[search]`` gives them (``prune``, ``prune_*``).
