@@ -142,6 +142,9 @@ def test_halving_judges_a_rung_once():
     assert pruner.judge(300, 200, np.array([0.15]), epoch=1)[0] is not None      # rung 300
     passed = Pruner(rule, [curve((300, 0.5)), curve((300, 0.6))])
     assert passed.judge(500, 300, np.array([0.9]), epoch=1) == [None]        # rung 300 was at 300
+    lower = Pruner(rule, [curve((300, 0.5))])
+    lower.add(curve((100, 0.01)), pruned=True)                               # stopped before rung 300
+    assert lower.judge(300, 200, np.array([0.4]), epoch=1) == [None]
 
 
 def members(n, hopeless=()):
@@ -378,3 +381,42 @@ def test_a_function_objective_is_pruned_through_its_report():
     plain = tune(hopeless_above_half, {"x": "uniform(0, 1)"}, trials=24, prune="auto", progress=events.append)
     assert all(t.status == "complete" for t in plain.trials)
     assert any("prunes only when asked" in e for p in events for e in p.events)
+
+
+def test_the_median_rule_counts_a_pruned_trial_at_its_last_best_later_on():
+    stopped = curve((100, 0.9), (200, 0.8))
+    finished = [curve((100, 0.2), (200, 0.2), (300, 0.2)), curve((100, 0.3), (200, 0.3), (300, 0.3))]
+    rule = Pruning("median", min_examples=100, min_trials=2)
+    pruner = Pruner(rule, finished)
+    pruner.add(stopped, pruned=True)
+    # at 300 the others are 0.2, 0.3 and the pruned trial at its 0.8: median 0.3
+    assert pruner.judge(300, 200, np.array([0.28]), epoch=1) == [None]
+    # a trial that stopped on its own (patience) at 200 did not reach 300: median 0.25
+    early = Pruner(rule, finished + [stopped])
+    assert early.judge(300, 200, np.array([0.28]), epoch=1)[0] is not None
+    assert best_by(points(stopped), 300) is None and best_by(points(stopped), 300, pruned=True) == 0.8
+
+
+def test_survivors_are_not_halved_again_at_every_validation(digits):
+    healthy = [Member(MLP(hidden=(16,)), Training(lr=lr, max_epochs=3, seed=i, valid_every=300))
+               for i, lr in enumerate(np.geomspace(0.03, 0.3, 16))]
+    results = dict(fit_iter(digits, healthy, pruner=Pruner(Pruning("median", min_examples=600, min_trials=5))))
+    when = sorted(r.examples_seen for r in results.values() if r.stopped_because == "pruned")
+    assert 0 < len(when) <= 10                    # judged against the pruned too, not against each other
+    assert when.count(when[0]) >= len(when) // 2   # most at the first judgement
+
+
+def test_a_member_whose_budget_ends_at_a_validation_is_not_pruned(digits):
+    n = len(digits.X_train)
+    group = [Member(MLP(hidden=(16,)), Training(lr=1e-5 if i == 5 else 0.1, max_epochs=2, seed=i, valid_every=n))
+             for i in range(6)]
+    # validations at the end of each epoch: the last is where every budget ends
+    results = dict(fit_iter(digits, group, pruner=Pruner(Pruning("median", min_examples=2 * n, min_trials=3))))
+    assert [results[i].stopped_because for i in range(6)] == ["budget"] * 6
+
+
+def test_a_pruned_trial_is_never_a_strategys_best():
+    strategy = make_strategy("random", parse_space(SPACE), 0)
+    for n, (value, pruned) in enumerate([(0.3, None), (0.1, (np.array([300]), np.array([0.1]))), (0.2, None)]):
+        strategy.tell(n, strategy.ask(n), value, pruned)
+    assert strategy.best()[1] == 0.2 and strategy.best(range(3))[1] == 0.2

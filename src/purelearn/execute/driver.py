@@ -41,10 +41,10 @@ class Progress:
     failed: int
     running: int
     total: int
-    pruned: int
     best: float | None
     seconds: float
     events: list = field(default_factory=list)
+    pruned: int = 0
 
     @property
     def eta(self) -> float | None:
@@ -272,7 +272,7 @@ class _Driver:
         """Keep a finished trial's curve for pruning; returns its points if it was pruned."""
         curve = points(trial.curve) if trial.curve and trial.status in ("complete", "diverged", "pruned") else None
         if curve is not None:
-            self.history.append(curve)
+            self.history.append((*curve, trial.status == "pruned"))
         return curve if trial.status == "pruned" else None
 
     def _widen(self, e: Expansion) -> None:
@@ -445,9 +445,8 @@ class _Driver:
         if self.progress is not None:
             done = sum(self.counts.values())
             self.progress(Progress(done, self.counts.get("failed", 0), running, self.total,
-                                   self.counts.get("pruned", 0),
                                    self.ranks[0][0] if self.ranks else None,
-                                   time.perf_counter() - self.start, events))
+                                   time.perf_counter() - self.start, events, self.counts.get("pruned", 0)))
 
 
 class _Measurement:

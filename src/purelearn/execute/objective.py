@@ -368,7 +368,7 @@ class FunctionObjective:
         try:
             value = float(self.fn(params, report))
         except Pruned as e:
-            best = float(points(curve)[1][-1])
+            best = float(points(curve)[1][-1]) if curve else math.inf
             return Outcome("pruned", best if math.isfinite(best) else None, curve, str(e))
         if math.isnan(value):
             return Outcome("failed", None, curve, "the objective returned NaN")
@@ -378,11 +378,8 @@ class FunctionObjective:
         from ..search.pruning import Pruner
 
         pruner = Pruner(*pruning) if pruning is not None and pruning[0].active else None
-        for number, params, seed in jobs:
-            outcome = run_trial(self, params, seed, pruner)
-            if pruner is not None:
-                pruner.add(outcome.curve)
-            yield number, outcome
+        for number, params, seed in jobs:      # one per batch: the driver's curves are the history
+            yield number, run_trial(self, params, seed, pruner)
 
 
 def run_trial(objective, params: dict, seed: int, pruner=None) -> Outcome:

@@ -7,7 +7,9 @@ equal epochs or seconds (a trial with a larger minibatch or a slower network is 
 
 - ``median``: after a warm-up of ``min_examples``, a trial whose best validation error so far
   is worse than the median of the other trials' at the same point stops, once at least
-  ``min_trials`` others reached that point.
+  ``min_trials`` others reached that point. A pruned trial counts at every later point at its
+  best when it stopped: without it the survivors would be judged only against each other, and
+  half of them pruned again at every validation.
 - ``successive-halving``: rungs at ``min_examples`` x reduction^k examples; a trial reaching
   a rung goes on only if its best so far is among the best 1/reduction of every trial that
   reached that rung, itself included (asynchronous: the first at a rung always goes on).
@@ -20,7 +22,6 @@ and the values it is asked about, in that order: a test can fix them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,12 +80,14 @@ def points(curve: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return seen, np.minimum.accumulate(errors) if len(errors) else errors
 
 
-def best_by(curve: tuple[np.ndarray, np.ndarray], examples: int) -> float | None:
+def best_by(curve: tuple, examples: int, pruned: bool = False) -> float | None:
     """The best validation error by the first validation at or after ``examples`` (None: the
-    curve never got there)."""
-    seen, best = curve
+    curve never got there; a ``pruned`` curve counts after its end at its last best)."""
+    seen, best = curve[:2]
     k = int(np.searchsorted(seen, examples))
-    return None if k == len(seen) else float(best[k])
+    if k == len(seen):
+        return float(best[-1]) if pruned and len(seen) else None
+    return float(best[k])
 
 
 class Pruner:
@@ -93,13 +96,14 @@ class Pruner:
     ``judge`` is asked about the members of a population that validated at the same point."""
 
     def __init__(self, pruning: Pruning, history=()):
+        """``history``: finished trials as (examples seen, best so far, pruned) tuples or curves."""
         self.pruning = pruning
-        self.history = [c if isinstance(c, tuple) else points(c) for c in history]
+        self.history = [c if isinstance(c, tuple) else (*points(c), False) for c in history]
 
-    def add(self, curve: list[dict]) -> None:
+    def add(self, curve: list[dict], pruned: bool = False) -> None:
         """A finished trial's curve joins what later trials are compared with."""
         if curve:
-            self.history.append(points(curve))
+            self.history.append((*points(curve), pruned))
 
     def start(self, epoch: int) -> int:
         return self.pruning.min_examples or epoch
@@ -115,12 +119,12 @@ class Pruner:
             return self._halving(examples, previous, best, start)
         return [None] * len(best)
 
-    def _others(self, at: int) -> list[float]:
-        values = (best_by(c, at) for c in self.history)
+    def _others(self, at: int, pruned_too: bool) -> list[float]:
+        values = (best_by(c, at, pruned_too and c[2]) for c in self.history)
         return [v for v in values if v is not None]
 
     def _median(self, examples: int, best: np.ndarray) -> list[str | None]:
-        known = self._others(examples)
+        known = self._others(examples, pruned_too=True)
         verdicts = []
         for j, value in enumerate(best):
             others = known + [float(v) for k, v in enumerate(best) if k != j]
@@ -135,17 +139,16 @@ class Pruner:
 
     def _halving(self, examples: int, previous: int, best: np.ndarray, start: int) -> list[str | None]:
         r = self.pruning.reduction
-        # the rungs crossed since the last validation (several if validations are sparse)
-        k_low = 0 if previous < start else int(math.floor(math.log(previous / start, r) + 1e-9)) + 1
-        k_high = int(math.floor(math.log(examples / start, r) + 1e-9))
         verdicts: list[str | None] = [None] * len(best)
-        for k in range(k_low, k_high + 1):
-            rung = start * r ** k
-            competing = sorted(self._others(rung) + [float(v) for v in best])
-            bar = competing[max(len(competing) // r - 1, 0)]
-            for j, value in enumerate(best):
-                if verdicts[j] is None and value > bar:
-                    verdicts[j] = (f"pruned by successive halving at the rung of {rung:,} examples seen: best "
-                                   f"validation error {value:.4g}, not among the best 1/{r} of {len(competing)} "
-                                   f"trials there (<= {bar:.4g})")
+        rung = start
+        while rung <= examples:     # every rung crossed since the last validation (several if sparse)
+            if rung > previous:       # a pruned trial never reached a later rung: it doesn't compete
+                competing = sorted(self._others(rung, pruned_too=False) + [float(v) for v in best])
+                bar = competing[max(len(competing) // r - 1, 0)]
+                for j, value in enumerate(best):
+                    if verdicts[j] is None and value > bar:
+                        verdicts[j] = (f"pruned by successive halving at the rung of {rung:,} examples seen: "
+                                       f"best validation error {value:.4g}, not among the best 1/{r} of "
+                                       f"{len(competing)} trials there (<= {bar:.4g})")
+            rung *= r
         return verdicts

@@ -33,6 +33,7 @@ class Strategy(abc.ABC):
         self.pace: int | None = None                      # set by the border rule, see ask()
         self.waiting: set[int] = set()                    # trials proposed whose results haven't come
         self._best: tuple[float, int] | None = None       # (value, number), kept as results arrive
+        self.pruned: set[int] = set()                     # trials stopped early: results, never the best
 
     def ask(self, number: int) -> dict | None:
         """The parameters of trial ``number``, or None while waiting for results.
@@ -61,7 +62,9 @@ class Strategy(abc.ABC):
         value = math.inf if value is None or math.isnan(value) else value
         self.results[number] = (params, value)
         self.waiting.discard(number)
-        if self._best is None or (value, number) < self._best:
+        if pruned is not None:
+            self.pruned.add(number)        # never the best a strategy refines around
+        elif self._best is None or (value, number) < self._best:
             self._best = (value, number)
 
     def replay(self, number: int, params: dict, value: float | None, pruned=None) -> None:
@@ -86,7 +89,7 @@ class Strategy(abc.ABC):
         earlier trial."""
         if numbers is None:
             return None if self._best is None else (self.results[self._best[1]][0], self._best[0])
-        items = [(v, n, p) for n, (p, v) in self.results.items() if numbers is None or n in numbers]
+        items = [(v, n, p) for n, (p, v) in self.results.items() if n in numbers and n not in self.pruned]
         if not items:
             return None
         v, n, p = min(items, key=lambda t: (t[0], t[1]))

@@ -27,7 +27,7 @@ from .urls import resolve
 SCHEMA_VERSION = 4       # 2: the best model kept in the database; 3: the models of the K best trials;
                          # 4: the statistics of monitored trials
 # pretrained: a level of a layer-wise search, trained and scored, not itself a candidate for best
-STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "pretrained")
+STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "pretrained", "pruned")
 RANKED = ("complete", "diverged")     # the statuses whose value takes part in selection
 
 meta = sa.MetaData()

@@ -160,6 +160,7 @@ class Population:
         self.divergence = np.array(_values(members, "divergence"))
         self.retired: list[int] = []       # stopped members whose results were not handed out yet
         self.pruner, self.notes, self.validated_at = pruner, [None] * P, 0
+        self.lowest = np.full(P, np.inf)   # each member's lowest validation error, as a pruner reads curves
         self.monitor = Monitor(self) if self.hp.monitor else None
         replayable = self.plain_sgd and not polyak
         self.replay = Replay(dev) if replayable and (dev.type == "cuda" if replay is None else replay) else None
@@ -287,6 +288,7 @@ class Population:
                                  np.maximum(self.level[ids], 1e-12)).cpu().numpy()
             accept = passed | (self.level[ids] == 0)
         new = self.patience.observe(ids, examples, np.where(diverged, np.inf, verr), accept)
+        self.lowest[ids] = np.fmin(self.lowest[ids], np.where(np.isnan(verr), np.inf, verr))
         if new.any():
             self._keep_best(ids[new], pos[new],
                             example_error[torch.as_tensor(np.flatnonzero(new), device=example_error.device)])
@@ -397,7 +399,10 @@ class Population:
                 if before is not None:
                     monitor.record(examples, before)
                 if examples // valid_every > (examples - seen) // valid_every:     # crossed a multiple
-                    keep = self._check(examples, np.arange(len(self.alive)), progress)
+                    # those whose budget ends at this validation trained in full: never pruned
+                    ending = (max_examples[self.alive] <= examples) | (
+                        (max_epochs[self.alive] <= epoch) & (s + B >= d.n_train))
+                    keep = self._check(examples, np.arange(len(self.alive)), progress, ending=ending)
                     yield from self._hand_out()
                     if keep is not None:
                         order, epoch_criterion = order[keep], epoch_criterion[keep]
@@ -426,9 +431,10 @@ class Population:
             kept = self._retire(spent, ["budget"] * len(spent), examples)
         return kept
 
-    def _check(self, examples: int, pos: np.ndarray, progress, budget: bool = False):
+    def _check(self, examples: int, pos: np.ndarray, progress, budget: bool = False, ending=None):
         """Validate members at alive positions ``pos``, report progress, retire those that stop;
-        returns the kept positions when the population shrank."""
+        returns the kept positions when the population shrank. ``ending``: which of them reach
+        their budget now (the pruner spares them)."""
         count = max(self.steps_in_interval, 1)
         train_loss = (self.live["interval"] / count).cpu().numpy().astype(np.float64)
         seconds = time.perf_counter() - self.start
@@ -439,7 +445,7 @@ class Population:
             self.live["interval"].zero_()
             self.steps_in_interval = 0
             if self.pruner is not None:
-                self._prune(examples, pos, reasons)
+                self._prune(examples, pos, reasons, ending)
         if progress is not None:
             ids = self.alive
             progress({"examples_seen": examples, "members": len(self.members), "alive": len(ids),
@@ -448,13 +454,15 @@ class Population:
         stopping = [j for j, r in zip(pos, reasons) if r is not None]
         return self._retire(np.array(stopping, dtype=np.int64), [r for r in reasons if r is not None], examples)
 
-    def _prune(self, examples: int, pos: np.ndarray, reasons: np.ndarray) -> None:
-        """Mark the members at ``pos`` that the pruner stops (those not stopping anyway)."""
+    def _prune(self, examples: int, pos: np.ndarray, reasons: np.ndarray, ending) -> None:
+        """Mark the members at ``pos`` that the pruner stops (those not stopping anyway). They
+        are judged on their lowest validation error, as the pruner reads finished curves (the
+        patience's best may be a higher one, with ``train.significance``)."""
         ids = self.alive[pos]
-        verdicts = self.pruner.judge(examples, self.validated_at, self.patience.best[ids], self.data.n_train)
+        verdicts = self.pruner.judge(examples, self.validated_at, self.lowest[ids], self.data.n_train)
         self.validated_at = examples
         for j, verdict in enumerate(verdicts):
-            if verdict is not None and reasons[j] is None:
+            if verdict is not None and reasons[j] is None and not (ending is not None and ending[j]):
                 reasons[j], self.notes[ids[j]] = "pruned", verdict
 
     def _hand_out(self):
