@@ -408,8 +408,9 @@ def test_survivors_are_not_halved_again_at_every_validation(digits):
 
 def test_a_member_whose_budget_ends_at_a_validation_is_not_pruned(digits):
     n = len(digits.X_train)
-    group = [Member(MLP(hidden=(16,)), Training(lr=1e-5 if i == 5 else 0.1, max_epochs=2, seed=i, valid_every=n))
-             for i in range(6)]
+    B = next(b for b in range(16, 129) if n % b == 0)        # the epoch's last minibatch is a full one
+    group = [Member(MLP(hidden=(16,)), Training(lr=1e-5 if i == 5 else 0.1, max_epochs=2, seed=i, valid_every=n,
+                                               batch_size=B)) for i in range(6)]
     # validations at the end of each epoch: the last is where every budget ends
     results = dict(fit_iter(digits, group, pruner=Pruner(Pruning("median", min_examples=2 * n, min_trials=3))))
     assert [results[i].stopped_because for i in range(6)] == ["budget"] * 6
@@ -420,3 +421,10 @@ def test_a_pruned_trial_is_never_a_strategys_best():
     for n, (value, pruned) in enumerate([(0.3, None), (0.1, (np.array([300]), np.array([0.1]))), (0.2, None)]):
         strategy.tell(n, strategy.ask(n), value, pruned)
     assert strategy.best()[1] == 0.2 and strategy.best(range(3))[1] == 0.2
+
+
+def test_a_member_whose_examples_budget_ends_at_a_validation_is_not_pruned(digits):
+    group = [Member(MLP(hidden=(16,)), Training(lr=0.1, max_epochs=2, seed=i, valid_every=320)) for i in range(5)]
+    group.append(Member(MLP(hidden=(16,)), Training(lr=1e-5, max_examples=640, seed=5, valid_every=320)))
+    results = dict(fit_iter(digits, group, pruner=Pruner(Pruning("median", min_examples=640, min_trials=3))))
+    assert results[5].stopped_because == "budget" and results[5].examples_seen == 640
