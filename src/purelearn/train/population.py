@@ -288,7 +288,8 @@ class Population:
                                  np.maximum(self.level[ids], 1e-12)).cpu().numpy()
             accept = passed | (self.level[ids] == 0)
         new = self.patience.observe(ids, examples, np.where(diverged, np.inf, verr), accept)
-        self.lowest[ids] = np.fmin(self.lowest[ids], np.where(np.isnan(verr), np.inf, verr))
+        if self.pruner is not None:
+            self.lowest[ids] = np.fmin(self.lowest[ids], np.where(np.isnan(verr), np.inf, verr))
         if new.any():
             self._keep_best(ids[new], pos[new],
                             example_error[torch.as_tensor(np.flatnonzero(new), device=example_error.device)])
@@ -400,7 +401,7 @@ class Population:
                     monitor.record(examples, before)
                 if examples // valid_every > (examples - seen) // valid_every:     # crossed a multiple
                     # those whose budget ends at this validation trained in full: never pruned
-                    ending = (max_examples[self.alive] <= examples) | (
+                    ending = None if self.pruner is None else (max_examples[self.alive] <= examples) | (
                         (max_epochs[self.alive] <= epoch) & (s + B >= d.n_train))
                     keep = self._check(examples, np.arange(len(self.alive)), progress, ending=ending)
                     yield from self._hand_out()
@@ -462,7 +463,7 @@ class Population:
         verdicts = self.pruner.judge(examples, self.validated_at, self.lowest[ids], self.data.n_train)
         self.validated_at = examples
         for j, verdict in enumerate(verdicts):
-            if verdict is not None and reasons[j] is None and not (ending is not None and ending[j]):
+            if verdict is not None and reasons[j] is None and not ending[j]:
                 reasons[j], self.notes[ids[j]] = "pruned", verdict
 
     def _hand_out(self):
