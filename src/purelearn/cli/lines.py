@@ -71,8 +71,6 @@ def listed(numbers: list[int]) -> str:
     return ", ".join(map(str, numbers[:8])) + (f" and {len(numbers) - 8} more" if len(numbers) > 8 else "")
 
 
-
-
 class TuneProgress(StatusLine):
     """Tuning: trials done / failed / running, best so far and time left, after every trial."""
 
@@ -107,5 +105,3 @@ def show_statistics(stats) -> None:
               f"{num(t['update_ratio'], '.1e'):>15}")
     for line in findings(stats):
         print(f"  ! {line}")
-
-

@@ -92,5 +92,3 @@ def finals_command(args) -> int:
                         evaluate_test=args.evaluate_test, force=args.force)
     print(json.dumps(finals.to_dict()) if args.json else "\n".join(finals.lines()))
     return 0
-
-

@@ -259,5 +259,3 @@ def _names_a_store(path: str) -> bool:
             return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
         return False
-
-

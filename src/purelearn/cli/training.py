@@ -158,5 +158,3 @@ def check_command(args) -> int:
 def _finite(v: float) -> float | None:
     # JSON has no NaN or infinity: a diverged run's criterion is written as null
     return v if math.isfinite(v) else None
-
-
