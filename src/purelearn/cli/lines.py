@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+
 def show_rate_search(search, stream) -> None:
     """The learning-rate search's path: each rate with its training criterion at the start and
     after the short run, and the rate chosen."""
