@@ -143,7 +143,7 @@ def test_halving_judges_a_rung_once():
     passed = Pruner(rule, [curve((300, 0.5)), curve((300, 0.6))])
     assert passed.judge(500, 300, np.array([0.9]), epoch=1) == [None]        # rung 300 was at 300
     lower = Pruner(rule, [curve((300, 0.5))])
-    lower.add(curve((100, 0.01)), pruned=True)                               # stopped before rung 300
+    lower.add(curve((100, 0.01)))                                            # stopped before rung 300
     assert lower.judge(300, 200, np.array([0.4]), epoch=1) == [None]
 
 
@@ -383,18 +383,20 @@ def test_a_function_objective_is_pruned_through_its_report():
     assert any("prunes only when asked" in e for p in events for e in p.events)
 
 
-def test_the_median_rule_counts_a_pruned_trial_at_its_last_best_later_on():
+def test_the_median_rule_compares_with_the_trials_that_got_there_and_the_stopped_peers():
     stopped = curve((100, 0.9), (200, 0.8))
     finished = [curve((100, 0.2), (200, 0.2), (300, 0.2)), curve((100, 0.3), (200, 0.3), (300, 0.3))]
     rule = Pruning("median", min_examples=100, min_trials=2)
-    pruner = Pruner(rule, finished)
-    pruner.add(stopped, pruned=True)
-    # at 300 the others are 0.2, 0.3 and the pruned trial at its 0.8: median 0.3
-    assert pruner.judge(300, 200, np.array([0.28]), epoch=1) == [None]
-    # a trial that stopped on its own (patience) at 200 did not reach 300: median 0.25
-    early = Pruner(rule, finished + [stopped])
-    assert early.judge(300, 200, np.array([0.28]), epoch=1)[0] is not None
-    assert best_by(points(stopped), 300) is None and best_by(points(stopped), 300, pruned=True) == 0.8
+    # a finished trial that stopped at 200 (pruned or not) did not reach 300: median of 0.2, 0.3
+    pruner = Pruner(rule, finished + [stopped])
+    assert pruner.judge(300, 200, np.array([0.28]), epoch=1)[0] is not None
+    # at 200 it got there: median of 0.2, 0.3, 0.8
+    assert pruner.judge(200, 100, np.array([0.28]), epoch=1) == [None]
+    # a peer of the same population stopped by the rule counts at its best: median 0.3
+    assert pruner.judge(300, 200, np.array([0.28]), epoch=1, stopped=[0.8]) == [None]
+    assert "median of 3 other trials" in pruner.judge(300, 200, np.array([0.31]), epoch=1, stopped=[0.8])[0]
+    assert Pruner(rule, finished[:1]).judge(300, 200, np.array([0.9]), epoch=1, stopped=[0.8])[0] is not None
+    assert Pruner(rule, finished[:1]).judge(300, 200, np.array([0.9]), epoch=1) == [None]    # one other < 2
 
 
 def test_survivors_are_not_halved_again_at_every_validation(digits):

@@ -272,7 +272,7 @@ class _Driver:
         """Keep a finished trial's curve for pruning; returns its points if it was pruned."""
         curve = points(trial.curve) if trial.curve and trial.status in ("complete", "diverged", "pruned") else None
         if curve is not None:
-            self.history.append((*curve, trial.status == "pruned"))
+            self.history.append(curve)
         return curve if trial.status == "pruned" else None
 
     def _widen(self, e: Expansion) -> None:

@@ -7,9 +7,12 @@ equal epochs or seconds (a trial with a larger minibatch or a slower network is 
 
 - ``median``: after a warm-up of ``min_examples``, a trial whose best validation error so far
   is worse than the median of the other trials' at the same point stops, once at least
-  ``min_trials`` others reached that point. A pruned trial counts at every later point at its
-  best when it stopped: without it the survivors would be judged only against each other, and
-  half of them pruned again at every validation.
+  ``min_trials`` others reached that point. Of the finished trials, those that got there count
+  (a trial pruned earlier did not: as Optuna's median compares with complete trials, so the bar
+  is what the trials still training at that point reach). A trial's population peers count too;
+  a peer pruned earlier counts at its best when it stopped, since without it the members
+  training together would be judged only against each other, and half of them pruned again at
+  every validation.
 - ``successive-halving``: rungs at ``min_examples`` x reduction^k examples; a trial reaching
   a rung goes on only if its best so far is among the best 1/reduction of every trial that
   reached that rung, itself included (asynchronous: the first at a rung always goes on).
@@ -80,14 +83,12 @@ def points(curve: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return seen, np.minimum.accumulate(errors) if len(errors) else errors
 
 
-def best_by(curve: tuple, examples: int, pruned: bool = False) -> float | None:
+def best_by(curve: tuple, examples: int) -> float | None:
     """The best validation error by the first validation at or after ``examples`` (None: the
-    curve never got there; a ``pruned`` curve counts after its end at its last best)."""
-    seen, best = curve[:2]
+    curve never got there)."""
+    seen, best = curve
     k = int(np.searchsorted(seen, examples))
-    if k == len(seen):
-        return float(best[-1]) if pruned and len(seen) else None
-    return float(best[k])
+    return None if k == len(seen) else float(best[k])
 
 
 class Pruner:
@@ -96,35 +97,37 @@ class Pruner:
     ``judge`` is asked about the members of a population that validated at the same point."""
 
     def __init__(self, pruning: Pruning, history=()):
-        """``history``: finished trials as (examples seen, best so far, pruned) tuples or curves."""
+        """``history``: finished trials as (examples seen, best so far) pairs or curves."""
         self.pruning = pruning
-        self.history = [c if isinstance(c, tuple) else (*points(c), False) for c in history]
+        self.history = [c if isinstance(c, tuple) else points(c) for c in history]
 
-    def add(self, curve: list[dict], pruned: bool = False) -> None:
+    def add(self, curve: list[dict]) -> None:
         """A finished trial's curve joins what later trials are compared with."""
         if curve:
-            self.history.append((*points(curve), pruned))
+            self.history.append(points(curve))
 
     def start(self, epoch: int) -> int:
         return self.pruning.min_examples or epoch
 
-    def judge(self, examples: int, previous: int, best: np.ndarray, epoch: int) -> list[str | None]:
+    def judge(self, examples: int, previous: int, best: np.ndarray, epoch: int, stopped=()) -> list[str | None]:
         """For members that all validated after ``examples`` seen (the one before at
         ``previous``), with best validation errors so far ``best``: why each stops now (None:
-        it goes on). ``epoch``: their training examples, the default warm-up."""
+        it goes on). ``epoch``: their training examples, the default warm-up. ``stopped``: the
+        best errors of their peers that this rule stopped earlier."""
         rule, start = self.pruning.rule, self.start(epoch)
         if rule == "median" and examples >= start:
-            return self._median(examples, best)
+            return self._median(examples, best, [float(v) for v in stopped])
         if rule == "successive-halving" and examples >= start:
             return self._halving(examples, previous, best, start)
         return [None] * len(best)
 
-    def _others(self, at: int, pruned_too: bool) -> list[float]:
-        values = (best_by(c, at, pruned_too and c[2]) for c in self.history)
+    def _others(self, at: int) -> list[float]:
+        """The finished trials' best errors by ``at``, of those that got there."""
+        values = (best_by(c, at) for c in self.history)
         return [v for v in values if v is not None]
 
-    def _median(self, examples: int, best: np.ndarray) -> list[str | None]:
-        known = self._others(examples, pruned_too=True)
+    def _median(self, examples: int, best: np.ndarray, stopped: list[float]) -> list[str | None]:
+        known = self._others(examples) + stopped
         verdicts = []
         for j, value in enumerate(best):
             others = known + [float(v) for k, v in enumerate(best) if k != j]
@@ -142,8 +145,8 @@ class Pruner:
         verdicts: list[str | None] = [None] * len(best)
         rung = start
         while rung <= examples:     # every rung crossed since the last validation (several if sparse)
-            if rung > previous:       # a pruned trial never reached a later rung: it doesn't compete
-                competing = sorted(self._others(rung, pruned_too=False) + [float(v) for v in best])
+            if rung > previous:
+                competing = sorted(self._others(rung) + [float(v) for v in best])
                 bar = competing[max(len(competing) // r - 1, 0)]
                 for j, value in enumerate(best):
                     if verdicts[j] is None and value > bar:

@@ -117,7 +117,7 @@ def fit_iter(splits, members: list[Member], *, device="cpu", progress=None, max_
         try:
             for j, result in Population(group, data, pruner=pruner).iterate(progress):
                 if pruner is not None:
-                    pruner.add(result.curve, pruned=result.stopped_because == "pruned")
+                    pruner.add(result.curve)
                 own = folds[group[j].fold]
                 result.preprocessing, result.classes, result.n_inputs = own.steps, own.classes, own.input_features
                 yield part[j], result

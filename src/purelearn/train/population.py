@@ -458,9 +458,11 @@ class Population:
     def _prune(self, examples: int, pos: np.ndarray, reasons: np.ndarray, ending) -> None:
         """Mark the members at ``pos`` that the pruner stops (those not stopping anyway). They
         are judged on their lowest validation error, as the pruner reads finished curves (the
-        patience's best may be a higher one, with ``train.significance``)."""
+        patience's best may be a higher one, with ``train.significance``); members it stopped
+        earlier count at their lowest."""
         ids = self.alive[pos]
-        verdicts = self.pruner.judge(examples, self.validated_at, self.lowest[ids], self.data.n_train)
+        stopped = self.lowest[[i for i, why in enumerate(self.stopped) if why == "pruned"]]
+        verdicts = self.pruner.judge(examples, self.validated_at, self.lowest[ids], self.data.n_train, stopped)
         self.validated_at = examples
         for j, verdict in enumerate(verdicts):
             if verdict is not None and reasons[j] is None and not ending[j]:
