@@ -254,3 +254,18 @@ class _Runs:
         import os
 
         return os.makedirs, (self.path,)
+
+
+def test_train_with_monitor_prints_and_reports_each_levels_statistics(capsys, tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[data]\nname = "digits"\nlabeled = 300\n')
+    quick = [*sum((["--set", q] for q in QUICK), []), "--monitor", "300"]
+    assert main(["train", str(cfg), *quick]) == 0
+    out = capsys.readouterr().out
+    # a table after each level's line and after the fine-tuning's
+    tables = out.split("layer statistics after")
+    assert len(tables) == 4 and "level 1:" in tables[0] and "level 2:" in tables[1] and "fine-tuned:" in tables[2]
+    assert main(["train", str(cfg), "--json", *quick]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for part in summary["levels"] + [summary["finetune"]]:
+        assert part["statistics"]["examples_seen"][0] == 0 and len(part["statistics"]["examples_seen"]) > 1

@@ -21,7 +21,7 @@ def add(commands) -> None:
     train.add_argument("--seed", type=int, help="shorthand for --set train.seed=N")
     train.add_argument("--monitor", type=int, metavar="N", help="every N examples, statistics of every layer "
                        "(§4.2: activations, gradients, weights, updates, saturation, linear probes); shorthand "
-                       "for --set train.monitor=N")
+                       "for --set train.monitor=N, and pretrain.monitor=N for the levels of a stack)")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     train.add_argument("--find-lr", action="store_true",
                        help="first search the learning rate (§2.1: the largest that does not diverge, by "
@@ -47,6 +47,8 @@ def train_command(args) -> int:
 
     overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else []) + _monitor(args)
     config = load_config(args.config, overrides)
+    if config.pretrain.levels and args.monitor is not None:       # --monitor watches every level too
+        config = load_config(args.config, overrides + [f"pretrain.monitor={args.monitor}"])
     splits = config.data.splits()
     if config.pretrain.levels:
         return train_stack_command(args, config, splits)
@@ -110,17 +112,25 @@ def train_stack_command(args, config, splits) -> int:
     diagnosis = diagnose(result.finetune)
     summary = result.summary() | {"config": config.to_dict(), "diagnosis": diagnosis.summary()}
     if args.json:
+        for part, r in zip(summary["levels"] + [summary["finetune"]], [lv.result for lv in result.levels] +
+                           [result.finetune]):
+            if r.statistics is not None:
+                part["statistics"] = r.statistics.summary()
         print(json.dumps(summary))
         return 0
     for level in result.levels:
         probe = "" if level.probe_error is None else f", probe error {level.probe_error:.4f}"
         print(f"level {level.number}: {level.result.member.model.family} of {level.result.member.model.hidden} "
               f"units, validation criterion {level.result.best_valid_error:.4f}{probe} ({level.seconds:.1f} s)")
+        if level.result.statistics is not None:
+            show_statistics(level.result.statistics)
     r = result.finetune
     print(f"fine-tuned: best validation error {r.best_valid_error:.4f} (loss {r.best_valid_loss:.4f}) after "
           f"{r.examples_seen_at_best:,} examples; stopped by {r.stopped_because} after {r.examples_seen:,} "
           f"examples in {r.seconds:.1f} s")
     print(diagnosis.text)
+    if r.statistics is not None:
+        show_statistics(r.statistics)
     return 0
 
 
