@@ -232,13 +232,12 @@ def _bins(v: torch.Tensor, edges: str) -> torch.Tensor:
         guess = torch.ceil((v - float(bounds[0])) / step)
     else:
         half = len(bounds) // 2              # the bin (-1e-8, 1e-8]; half decades either side
-        decades = (v.abs().log10() - math.log10(_MAGNITUDES[0])) / 0.5
-        guess = torch.where(v > 0, half + torch.ceil(decades).clamp_(0, half),
-                            half - (torch.floor(decades) + 1).clamp_(0, half))
+        decades = v.abs().log10_().sub_(math.log10(_MAGNITUDES[0])).mul_(2.0).ceil_().clamp_(0, half)
+        guess = decades.mul_(v.sign()).add_(half)     # a negative value on an edge is one off: moved below
     index = guess.nan_to_num_(len(bounds)).clamp_(0, len(bounds)).long()
     table = torch.as_tensor(np.concatenate([[-np.inf], bounds, [np.inf]]), dtype=v.dtype, device=v.device)
-    index -= (v <= table[index]).long()              # table[i] is edge i - 1
-    index += (v > table[index + 1]).long()
+    index -= (v <= table.take(index)).long()         # table[i] is edge i - 1
+    index += (v > table.take(index + 1)).long()
     return index.clamp_(0, len(bounds))            # -inf: the first bin, as bucketize has it
 
 
