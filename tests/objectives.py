@@ -66,3 +66,30 @@ def slow(params, report):
 
     time.sleep(0.3)
     return params["x"]
+
+
+class HearsNews:
+    """A batch objective whose one trial waits (up to 20 s) until its pruner has heard of
+    ``wanted`` finished trials, then 0.3 s more, and returns how many it heard of."""
+
+    def __init__(self, wanted: int):
+        self.wanted = wanted
+
+    def prepare(self):
+        pass
+
+    def run_batch(self, jobs, pruning=None):
+        import time
+
+        from purelearn.execute.objective import Outcome
+        from purelearn.search.pruning import Pruner
+
+        pruner = Pruner(*pruning)
+        deadline = time.monotonic() + 20
+        while len(pruner.history) < self.wanted and time.monotonic() < deadline:
+            pruner.catch_up()
+            time.sleep(0.01)
+        time.sleep(0.3)
+        pruner.catch_up()                  # and what came after
+        for number, _, _ in jobs:
+            yield number, Outcome("complete", float(len(pruner.history)))

@@ -430,3 +430,32 @@ def test_a_member_whose_examples_budget_ends_at_a_validation_is_not_pruned(digit
     group.append(Member(MLP(hidden=(16,)), Training(lr=1e-5, max_examples=640, seed=5, valid_every=320)))
     results = dict(fit_iter(digits, group, pruner=Pruner(Pruning("median", min_examples=640, min_trials=3))))
     assert results[5].stopped_because == "budget" and results[5].examples_seen == 640
+
+
+def test_a_worker_hears_of_trials_finished_elsewhere_while_its_batch_trains():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import objectives
+
+    from purelearn.execute.workers import ProcessPool
+
+    pool = ProcessPool(objectives.HearsNews(wanted=3), workers=1)
+    try:
+        finished = points(curve((100, 0.5), (200, 0.4)))
+        pool.submit([(7, {}, 0)], (Pruning("median"), [finished]))
+        pool.tell(7, finished)              # its own trial: the worker adds that one itself
+        pool.tell(3, points(curve((100, 0.3))))
+        pool.tell(4, points(curve((100, 0.2))))
+        (number, outcome), = pool.wait()
+        assert number == 7 and outcome.value == 3.0       # the one sent with the batch, and 3 and 4
+        assert pool.free == 1
+        pool.tell(5, finished)                            # no batch runs now: nothing is sent
+        pool.submit([(8, {}, 0)], (Pruning("median"), [finished] * 3))
+        pool.slots[0][1].send(("curve", 1, finished))     # late news of the first batch: not heard
+        pool.tell(9, finished)
+        (number, outcome), = pool.wait()
+        assert number == 8 and outcome.value == 4.0
+    finally:
+        pool.close()

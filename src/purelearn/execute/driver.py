@@ -293,7 +293,7 @@ class _Driver:
         if sum(self.counts.values()) >= self.total and not queue:
             return Study(self.store, self.record)
         kind = self.executor_kind or ("process" if self.workers > 1 else "inline")
-        pool = EXECUTORS[kind](self.objective, *([self.workers] if kind == "process" else []))
+        self.pool = pool = EXECUTORS[kind](self.objective, *([self.workers] if kind == "process" else []))
         running: dict[int, Trial] = {}
         self.pending: list[list[Trial]] = []       # populations drawn and recorded, not yet handed out
         # A schedule that is measured (seconds, on large models) is measured in a thread while
@@ -415,8 +415,11 @@ class _Driver:
         self.store.finish_trial(self.record, trial, outcome.model if kept else None, keep=self.keep,
                                 stats=outcome.statistics)
         self.counts[trial.status] = self.counts.get(trial.status, 0) + 1
+        known = len(self.history)
         self.strategy.tell(trial.number, trial.params, trial.value if trial.status != "failed" else None,
                            self._heard(trial))
+        if len(self.history) > known and self.pruning.active:
+            self.pool.tell(trial.number, self.history[-1])
         self.store.drop_models(self.record, self.strategy.released_models())
         events = []
         for e in self.border.after_tell():

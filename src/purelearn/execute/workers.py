@@ -54,6 +54,9 @@ class Inline:
         self.unfinished.discard(number)
         return [(number, outcome)]
 
+    def tell(self, number: int, curve) -> None:
+        """Nothing to pass on: one batch runs at a time, and its own curves are already known."""
+
     def close(self) -> None:
         pass
 
@@ -101,7 +104,11 @@ def _worker(objective, conn, threads: int, driver: int) -> None:
     try:
         objective.prepare()
         while (job := conn.recv()) is not None:
+            if job[0] == "curve":        # news for a batch that has ended: the next one's history has it
+                continue
             batch_id, batch, pruning = job
+            if pruning is not None:
+                pruning = (*pruning, _news(conn, batch_id))
             try:
                 for number, outcome in objective.run_batch(batch, pruning):
                     conn.send(("result", batch_id, number, outcome))
@@ -111,6 +118,20 @@ def _worker(objective, conn, threads: int, driver: int) -> None:
                 conn.send(("error", batch_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"))
     except (BrokenPipeError, EOFError):
         return                      # the driver is gone (killed): nothing left to report to
+
+
+def _news(conn, batch_id: int):
+    """What a worker's pruner calls to hear of the trials that finished in other workers since
+    its batch was handed out: the curves the driver sent meanwhile. While a batch runs, the
+    driver sends nothing else (a worker gets its next batch only after its last result)."""
+    def news():
+        heard = []
+        while conn.poll():
+            kind, batch, curve = conn.recv()
+            if kind == "curve" and batch == batch_id:
+                heard.append(curve)
+        return heard
+    return news
 
 
 SPAWN = mp.get_context("spawn")
@@ -145,6 +166,7 @@ class ProcessPool:
             self.slots.append(self._start(_fast_start(threads)))
         # per worker: (batch id, numbers of the batch not finished yet), or None when idle
         self.jobs: dict[int, tuple[int, set] | None] = {i: None for i in range(self.workers)}
+        self.pruning: dict[int, tuple[int, set]] = {}   # per worker whose batch prunes: its id and numbers
         self.batches = 0
         self.deaths_in_a_row = 0
 
@@ -166,8 +188,21 @@ class ProcessPool:
         i = next(i for i, job in self.jobs.items() if job is None)
         self.batches += 1
         self.jobs[i] = (self.batches, {number for number, _, _ in batch})
+        if pruning is not None:
+            self.pruning[i] = (self.batches, {number for number, _, _ in batch})
         self.slots[i][1].send((self.batches, batch, pruning))
         return f"worker {i} (pid {self.slots[i][0].pid})"
+
+    def tell(self, number: int, curve) -> None:
+        """Pass a finished trial's curve to the workers pruning a batch that doesn't hold it (the
+        one that does added it itself), so that they judge against it from their next
+        validation on, as the driver would."""
+        for i, (batch_id, numbers) in self.pruning.items():
+            if self.jobs[i] is not None and self.jobs[i][0] == batch_id and number not in numbers:
+                try:
+                    self.slots[i][1].send(("curve", batch_id, curve))
+                except (BrokenPipeError, OSError):
+                    pass                  # that worker died: its trials come back interrupted
 
     def wait(self) -> list[tuple[int, Outcome]]:
         """Block until some trial ends; a dead worker's unfinished trials come back failed."""

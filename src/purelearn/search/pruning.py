@@ -96,10 +96,17 @@ class Pruner:
     finished (the driver's, sent with the batch, and those trained here since, via ``add``);
     ``judge`` is asked about the members of a population that validated at the same point."""
 
-    def __init__(self, pruning: Pruning, history=()):
-        """``history``: finished trials as (examples seen, best so far) pairs or curves."""
-        self.pruning = pruning
+    def __init__(self, pruning: Pruning, history=(), news=None):
+        """``history``: finished trials as (examples seen, best so far) pairs or curves;
+        ``news``: a callable giving the pairs of trials that finished elsewhere since (a worker
+        hears of them from the driver while it trains), or None."""
+        self.pruning, self.news = pruning, news
         self.history = [c if isinstance(c, tuple) else points(c) for c in history]
+
+    def catch_up(self) -> None:
+        """Add what finished elsewhere since the last verdict."""
+        if self.news is not None:
+            self.history.extend(self.news())
 
     def add(self, curve: list[dict]) -> None:
         """A finished trial's curve joins what later trials are compared with."""
@@ -114,6 +121,7 @@ class Pruner:
         ``previous``), with best validation errors so far ``best``: why each stops now (None:
         it goes on). ``epoch``: their training examples, the default warm-up. ``stopped``: the
         best errors of their peers that this rule stopped earlier."""
+        self.catch_up()
         rule, start = self.pruning.rule, self.start(epoch)
         if rule == "median" and examples >= start:
             return self._median(examples, best, [float(v) for v in stopped])
