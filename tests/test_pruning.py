@@ -452,8 +452,9 @@ def test_a_worker_hears_of_trials_finished_elsewhere_while_its_batch_trains():
         assert number == 7 and outcome.value == 3.0       # the one sent with the batch, and 3 and 4
         assert pool.free == 1
         pool.tell(5, finished)                            # no batch runs now: nothing is sent
+        pool.slots[0][1].send(("curve", 1, finished))     # late news of the first batch: not heard,
         pool.submit([(8, {}, 0)], (Pruning("median"), [finished] * 3))
-        pool.slots[0][1].send(("curve", 1, finished))     # late news of the first batch: not heard
+        pool.slots[0][1].send(("curve", 1, finished))     # neither between batches nor during one
         pool.tell(9, finished)
         (number, outcome), = pool.wait()
         assert number == 8 and outcome.value == 4.0
