@@ -112,8 +112,8 @@ def train_stack_command(args, config, splits) -> int:
     diagnosis = diagnose(result.finetune)
     summary = result.summary() | {"config": config.to_dict(), "diagnosis": diagnosis.summary()}
     if args.json:
-        for part, r in zip(summary["levels"] + [summary["finetune"]], [lv.result for lv in result.levels] +
-                           [result.finetune]):
+        trained = [lv.result for lv in result.levels] + [result.finetune]
+        for part, r in zip([*summary["levels"], summary["finetune"]], trained):
             if r.statistics is not None:
                 part["statistics"] = r.statistics.summary()
         print(json.dumps(summary))

@@ -166,7 +166,7 @@ class ProcessPool:
             self.slots.append(self._start(_fast_start(threads)))
         # per worker: (batch id, numbers of the batch not finished yet), or None when idle
         self.jobs: dict[int, tuple[int, set] | None] = {i: None for i in range(self.workers)}
-        self.pruning: dict[int, tuple[int, set]] = {}   # per worker whose batch prunes: its id and numbers
+        self.listening: dict[int, tuple[int, set]] = {}   # per worker whose batch prunes: its id and numbers
         self.batches = 0
         self.deaths_in_a_row = 0
 
@@ -189,7 +189,7 @@ class ProcessPool:
         self.batches += 1
         self.jobs[i] = (self.batches, {number for number, _, _ in batch})
         if pruning is not None:
-            self.pruning[i] = (self.batches, {number for number, _, _ in batch})
+            self.listening[i] = (self.batches, {number for number, _, _ in batch})
         self.slots[i][1].send((self.batches, batch, pruning))
         return f"worker {i} (pid {self.slots[i][0].pid})"
 
@@ -197,7 +197,7 @@ class ProcessPool:
         """Pass a finished trial's curve to the workers pruning a batch that doesn't hold it (the
         one that does added it itself), so that they judge against it from their next
         validation on, as the driver would."""
-        for i, (batch_id, numbers) in self.pruning.items():
+        for i, (batch_id, numbers) in self.listening.items():
             if self.jobs[i] is not None and self.jobs[i][0] == batch_id and number not in numbers:
                 try:
                     self.slots[i][1].send(("curve", batch_id, curve))
