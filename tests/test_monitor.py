@@ -167,6 +167,32 @@ def test_the_probe_is_a_ridge_classifier():
     assert float(good[0]) < float(noise[0])
 
 
+def test_the_probe_runs_past_each_multiple_of_its_spacing_and_the_table_reads_the_latest(monkeypatch):
+    import purelearn.train.monitor as monitor
+
+    def stats(spacing, epochs=6):
+        monkeypatch.setattr(monitor, "PROBE_EVERY", spacing)
+        c = load_config(None, ["model.hidden=[8]", "train.monitor=300", f"train.max_epochs={epochs}",
+                               "data.preprocess=['standardize']"])
+        return fit(c.data.splits(), c.member()).statistics
+
+    every, spaced = stats(1), stats(1000)
+    assert every.examples == spaced.examples
+    ran = [math.isfinite(e) for e in spaced.units["hidden 1"]["probe_error"]]
+    # the first snapshot, then the first one past 1,000, 2,000, ...
+    assert ran == [i == 0 or e // 1000 > spaced.examples[i - 1] // 1000 for i, e in enumerate(spaced.examples)]
+    assert 2 <= sum(ran) < len(ran) and all(math.isfinite(e) for e in every.units["hidden 1"]["probe_error"])
+    # a probe depends only on the snapshot it runs at
+    for name in [n for n, u in every.units.items() if math.isfinite(u["probe_error"][0])]:
+        assert [e for e, r in zip(every.units[name]["probe_error"], ran) if r] == \
+            [e for e in spaced.units[name]["probe_error"] if math.isfinite(e)]
+    latest = [e for e in spaced.units["hidden 1"]["probe_error"] if math.isfinite(e)][-1]
+    assert not ran[-1] and layer_table(spaced)["units"][0]["probe_error"] == latest
+    # a budget shorter than four spacings is probed at least four times
+    short = stats(10 ** 9, epochs=1)
+    assert sum(math.isfinite(e) for e in short.units["hidden 1"]["probe_error"]) >= 4
+
+
 def test_the_statistics_survive_bytes_and_say_what_calls_for_attention():
     c = load_config(None, ["model.hidden=[16,16]", "model.activation=sigmoid", "model.init_scale=30",
                            "train.monitor=400", "train.max_epochs=1", "data.preprocess=[]"])
@@ -239,8 +265,9 @@ def test_values_are_binned_as_bucketize_bins_them_at_and_between_the_edges():
         b = torch.tensor(bounds, dtype=torch.float32)
         v = torch.cat([b, -b, b * 1.01, b * 0.99, torch.tensor([0.0, math.inf, -math.inf]),
                        torch.randn(20000, generator=g) * 10 ** torch.empty(20000).uniform_(-10, 3, generator=g)])
-        assert torch.equal(_bins(v, edges), torch.bucketize(v, b)), edges
+        assert torch.equal(_bins(v, edges).long(), torch.bucketize(v, b)), edges
         assert int(_bins(torch.tensor([math.nan]), edges)) == len(bounds)          # NaN: the last bin
+        assert int(_bins(-torch.tensor([math.nan]), edges)) == len(bounds)         # 0/0's NaN is negative
     assert len(EDGES["signed_log"]) == 42 and EDGES["signed_log"][21] == pytest.approx(1e-8)
     assert EDGES["signed_log"][-1] == pytest.approx(100) and len(EDGES["unit"]) == 41
 

@@ -14,7 +14,7 @@ VANISHING = 100.0      # the gradient's spread shrinking this much from the top 
 
 def layer_table(stats) -> dict:
     """The last snapshot: per layer of units its outputs' mean and spread, its gradient's spread,
-    its saturated or dead fraction and its probe error; per parameter tensor its spread, its
+    its saturated or dead fraction and its latest probe error; per parameter tensor its spread, its
     gradient's and the update ratio."""
     def last(entry, key, part=None):
         v = entry.get(key)
@@ -23,9 +23,12 @@ def layer_table(stats) -> dict:
         v = v[part][-1] if part else v[-1]
         return v if v is not None and math.isfinite(v) else None
 
+    def probed(entry):              # the probe runs at fewer snapshots than the rest: its latest
+        return next((v for v in reversed(entry.get("probe_error") or []) if v is not None and math.isfinite(v)), None)
+
     units = [{"layer": name, "activation": u["activation"], "mean": last(u, "post", "mean"),
               "std": last(u, "post", "std"), "grad_std": last(u, "grad", "std"), "saturated": last(u, "saturated"),
-              "dead": last(u, "dead"), "probe_error": last(u, "probe_error")} for name, u in stats.units.items()]
+              "dead": last(u, "dead"), "probe_error": probed(u)} for name, u in stats.units.items()]
     tensors = [{"tensor": name, "layer": t["layer"], "std": last(t, "value", "std"), "grad_std": last(t, "grad", "std"),
                 "update_ratio": last(t, "update_ratio")} for name, t in stats.tensors.items()]
     return {"examples_seen": stats.examples[-1] if stats.examples else None, "units": units, "tensors": tensors}

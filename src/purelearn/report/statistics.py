@@ -71,8 +71,9 @@ def trends_figure(stats):
     probed = False
     for name, u in stats.units.items():
         errors = np.asarray(u.get("probe_error", []), dtype=float)
-        if len(errors) and np.isfinite(errors).any():
-            right.plot(x, errors, label=name)
+        ran = np.isfinite(errors)               # the probe runs at fewer snapshots than the rest
+        if ran.any():
+            right.plot(np.asarray(x)[ran], errors[ran], marker=".", label=name)
             probed = True
     right.set_title("linear-probe error of each layer's representation" if probed else
                     "no linear probe (needs class labels)", fontsize=9)

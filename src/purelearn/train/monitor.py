@@ -9,8 +9,14 @@ for the whole population at once (padded units and weights left out). Beside the
 size of the last update relative to the average size of the weights (§6.2: about 1/1000 is
 healthy), the fraction of saturated units (sigmoid, tanh, ...) or of dead rectifiers (zero on
 every monitored example), and the error of a linear probe of each representation (a ridge
-classifier fitted on the monitored examples, scored on as many validation examples; §4.2's
+classifier fitted on PROBED training examples, scored on validation ones; §4.2's
 "discriminative ability" of each layer).
+
+The probe is most of a snapshot's cost: its forward passes over 1,536 examples cost about what
+training 512 examples does, whatever the network. So it runs at the first snapshot and then at
+the first snapshot past each multiple of PROBE_EVERY examples (a quarter of the training budget
+when that is shorter), which keeps its share of training near 5%; the snapshots in between
+record NaN for it.
 
 What is computed here leaves the members' generators and persistent chains as they were
 (``nn.family.untouched``): a member trains the same with and without monitoring.
@@ -29,6 +35,7 @@ from .model import read_state
 
 MONITORED = 256          # training examples the statistics are computed on
 PROBED = (1024, 512)     # training examples a linear probe is fitted on, validation examples it is scored on
+PROBE_EVERY = 10_000     # examples between probes (about 20 x what one costs in training examples)
 FORMAT = "purelearn.statistics/1"
 _MAGNITUDES = 10.0 ** np.arange(-8, 2.01, 0.5)
 # Fixed bins, so that histograms of one quantity line up over time: outputs bounded by their
@@ -47,7 +54,7 @@ PROBE_RIDGE = 1e-3       # the probe's penalty, relative to the features' mean s
 class Statistics:
     """One member's snapshots: ``examples`` seen at each; ``units[name]`` per layer of units
     (its activation, and series ``pre``, ``post``, ``grad``, plus ``saturated``, ``dead``,
-    ``probe_error`` per snapshot, NaN where they don't apply); ``tensors[name]`` per parameter
+    ``probe_error`` per snapshot, NaN where they don't apply or no probe ran); ``tensors[name]`` per parameter
     tensor (its layer, series ``value`` and ``grad``, and ``update_ratio``). A series is a dict
     of ``mean`` [S], ``std`` [S], ``counts`` [S, bins] and the name of its ``edges``."""
 
@@ -118,6 +125,8 @@ class Monitor:
             self.probe_sets = [(d.X_train[:fit].unsqueeze(0), d.y_train[:fit]),
                                (d.X_valid[:scored].unsqueeze(0), d.y_valid[:scored])]
             self.k = int(max(d.y_train.max(), d.y_valid.max())) + 1
+        budget = max(m.train.max_examples or m.train.max_epochs * d.n_train for m in pop.members)
+        self.probe_every, self.probed_at = max(1, min(PROBE_EVERY, budget // 4)), None
         sizes = [family.sizes(m.model, d.n_in, d.n_out) for m in pop.members]
         self.units = torch.as_tensor(sizes, device=d.device)               # [P, layers of units]
         self.shapes = _own_shapes(pop.members, family, pop.params, d)      # per member, all P
@@ -139,7 +148,7 @@ class Monitor:
         with untouched(pop.live["extras"]) as extras:
             X, y = self.X.expand(len(pop.alive), *self.X.shape[1:]), self.y
             layers, grads = pop.family.inside(pop.model, pop.hp, params, extras, X, y.expand(len(pop.alive), *y.shape[1:]))
-            probes = self._probe_errors(extras) if self.probed else {}
+            probes = self._probe_errors(extras) if self._probe_due(examples) else {}
         P = len(pop.alive)
         rows = {i: {"units": {}, "tensors": {}} for i in pop.alive}
         for layer in layers:
@@ -165,6 +174,13 @@ class Monitor:
                 rows[i]["tensors"][name] = (layer, {k: _row(v, j) for k, v in entry.items()})
         for i, row in rows.items():
             _append(self.statistics[i], examples, row)
+
+    def _probe_due(self, examples: int) -> bool:
+        if not self.probed or (self.probed_at is not None
+                               and examples // self.probe_every == self.probed_at // self.probe_every):
+            return False
+        self.probed_at = examples
+        return True
 
     def _probe_errors(self, extras) -> dict[str, torch.Tensor]:
         """Each representation's linear-probe error [P] (forward passes only)."""
@@ -215,7 +231,7 @@ def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict
     mean = w.sum(1, dtype=torch.float64) / count
     var = ((w * w).sum(1, dtype=torch.float64) / count - mean.pow(2)).clamp_min(0)
     bins = len(EDGES[edges]) + 1
-    index = _bins(v, edges).add_(torch.arange(P, device=v.device).view(-1, 1) * bins)
+    index = _bins(v, edges).add_(torch.arange(P, dtype=torch.int32, device=v.device).view(-1, 1) * bins)
     if m is not None:
         index = torch.where(m, index, P * bins)             # past the last member: dropped
     counts = torch.bincount(index.reshape(-1), minlength=P * bins + 1)[:P * bins].view(P, bins)
@@ -224,21 +240,44 @@ def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict
 
 def _bins(v: torch.Tensor, edges: str) -> torch.Tensor:
     """Each value's bin among ``EDGES[edges]`` (bin i: edge i-1 < v <= edge i, as bucketize
-    counts): estimated from the edges' formula (a binary search is ten times slower), then moved
-    by one where rounding put a value on the wrong side of an edge."""
-    bounds = EDGES[edges]
-    if edges != "signed_log":
-        step = float(bounds[1] - bounds[0])
-        guess = torch.ceil((v - float(bounds[0])) / step)
-    else:
-        half = len(bounds) // 2              # the bin (-1e-8, 1e-8]; half decades either side
-        decades = v.abs().log10_().sub_(math.log10(_MAGNITUDES[0])).mul_(2.0).ceil_().clamp_(0, half)
-        guess = decades.mul_(v.sign()).add_(half)     # a negative value on an edge is one off: moved below
-    index = guess.nan_to_num_(len(bounds)).clamp_(0, len(bounds)).long()
-    table = torch.as_tensor(np.concatenate([[-np.inf], bounds, [np.inf]]), dtype=v.dtype, device=v.device)
-    index -= (v <= table.take(index)).long()         # table[i] is edge i - 1
-    index += (v > table.take(index + 1)).long()
-    return index.clamp_(0, len(bounds))            # -inf: the first bin, as bucketize has it
+    counts; NaN in the last), exactly, in a few integer passes: a float32's bits, read as an
+    integer with the negative ones' magnitude bits flipped, sort as the values do, so their top
+    16 bits name a bucket of values holding at most one edge, and a table gives the edges below
+    each bucket and the one inside it (a binary search was three times slower). Other precisions
+    are searched."""
+    if v.dtype != torch.float32:
+        index = torch.bucketize(v, torch.as_tensor(EDGES[edges], dtype=v.dtype, device=v.device))
+        return index.masked_fill_(v.isnan(), len(EDGES[edges])).int()
+    if not torch.isfinite(v.sum()):          # a NaN (or an infinity) among them: NaN as +inf
+        v = v.nan_to_num(nan=math.inf, posinf=math.inf, neginf=-math.inf)
+    key = _sortable(v.contiguous().view(torch.int32))
+    below, inside = _bucket_table(edges, v.device)
+    bucket = (key >> 16).add_(1 << 15).view(-1)
+    index = below.index_select(0, bucket).view_as(key)
+    return index.add_(key > inside.index_select(0, bucket).view_as(key))
+
+
+def _sortable(bits: torch.Tensor) -> torch.Tensor:
+    """float32 bit patterns as int32 keys in the order of the values (-0.0 just below 0.0)."""
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+_TABLES: dict = {}
+
+
+def _bucket_table(edges: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per bucket of keys (their top 16 bits): how many edges lie below it, and the key of the
+    edge inside it (the largest key where none is)."""
+    if (edges, str(device)) not in _TABLES:
+        keys = _sortable(torch.as_tensor(EDGES[edges], dtype=torch.float32).view(torch.int32)).numpy()
+        lows = (np.arange(-(1 << 15), 1 << 15, dtype=np.int64) << 16)
+        below = np.searchsorted(keys, lows, side="left").astype(np.int32)
+        inside = np.full(1 << 16, np.iinfo(np.int32).max, dtype=np.int32)
+        buckets = (keys >> 16) + (1 << 15)
+        assert len(set(buckets.tolist())) == len(keys), "two edges share a bucket"
+        inside[buckets] = keys
+        _TABLES[edges, str(device)] = (torch.as_tensor(below, device=device), torch.as_tensor(inside, device=device))
+    return _TABLES[edges, str(device)]
 
 
 def _saturated(layer, mask) -> torch.Tensor:
