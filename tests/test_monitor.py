@@ -272,6 +272,26 @@ def test_values_are_binned_as_bucketize_bins_them_at_and_between_the_edges():
     assert EDGES["signed_log"][-1] == pytest.approx(100) and len(EDGES["unit"]) == 41
 
 
+def test_a_large_tensors_histogram_counts_the_same_sample_of_it_and_its_moments_every_entry():
+    from purelearn.train.monitor import BINNED, _series
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(2, 600, 300, generator=g) * torch.tensor([0.01, 1.0]).view(2, 1, 1)
+    mask = (torch.arange(600) < torch.tensor([600, 400]).view(2, 1)).unsqueeze(-1)     # member 1: 400 rows
+    s = _series(v, mask, "signed_log")
+    own = [v[0].double(), v[1, :400].double()]
+    assert s["mean"].tolist() == pytest.approx([float(o.mean()) for o in own], abs=1e-9)
+    assert s["std"].tolist() == pytest.approx([float(o.std(unbiased=False)) for o in own], rel=1e-6)
+    counts = s["counts"].double()
+    assert counts[0].sum() == BINNED and BINNED * 0.6 < counts[1].sum() < BINNED * 0.73     # ~2/3 of them own
+    full = [torch.bucketize(o.float().reshape(-1), torch.tensor(EDGES["signed_log"], dtype=torch.float32))
+            for o in own]
+    for c, f in zip(counts, full):
+        whole = torch.bincount(f, minlength=len(c)).double()
+        assert (c / c.sum() - whole / whole.sum()).abs().sum() < 0.03      # the sample's shape is the whole's
+    assert torch.equal(_series(v, mask, "signed_log")["counts"], s["counts"])   # the same entries each time
+
+
 def test_saturated_and_dead_units_are_counted_over_real_units_only():
     from purelearn.nn.family import Layer
     from purelearn.train.monitor import _dead, _saturated

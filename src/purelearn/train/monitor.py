@@ -36,6 +36,7 @@ from .model import read_state
 MONITORED = 256          # training examples the statistics are computed on
 PROBED = (1024, 512)     # training examples a linear probe is fitted on, validation examples it is scored on
 PROBE_EVERY = 10_000     # examples between probes (about 20 x what one costs in training examples)
+BINNED = 1 << 16         # entries of a tensor a histogram counts, at most (a fixed sample of larger ones)
 FORMAT = "purelearn.statistics/1"
 _MAGNITUDES = 10.0 ** np.arange(-8, 2.01, 0.5)
 # Fixed bins, so that histograms of one quantity line up over time: outputs bounded by their
@@ -56,7 +57,8 @@ class Statistics:
     (its activation, and series ``pre``, ``post``, ``grad``, plus ``saturated``, ``dead``,
     ``probe_error`` per snapshot, NaN where they don't apply or no probe ran); ``tensors[name]`` per parameter
     tensor (its layer, series ``value`` and ``grad``, and ``update_ratio``). A series is a dict
-    of ``mean`` [S], ``std`` [S], ``counts`` [S, bins] and the name of its ``edges``."""
+    of ``mean`` [S], ``std`` [S], ``counts`` [S, bins] (of every entry, or of the same BINNED
+    entries at every snapshot in a larger tensor) and the name of its ``edges``."""
 
     def __init__(self):
         self.examples: list[int] = []
@@ -200,17 +202,21 @@ def ridge_probe_error(F: torch.Tensor, labels: torch.Tensor, F_valid: torch.Tens
     """Per member [P]: the validation error of a ridge classifier (least squares onto one-hot
     targets, with a bias) fitted on features F [P, n, H], solved in whichever of the n x n or
     H x H forms is smaller."""
-    # the products in the features' precision, the solve (where conditioning matters) in float64
+    # the products in the features' precision, the solve (where conditioning matters) in float64,
+    # by Cholesky: the penalty makes the system positive definite
     F, F_valid = _with_bias(F.float()), _with_bias(F_valid.float())
     Y = torch.nn.functional.one_hot(labels, k).to(F.dtype).expand(F.shape[0], -1, -1)
     n, H = F.shape[1:]
-    scale = F.pow(2).mean((1, 2), dtype=torch.float64).clamp_min(1e-12).view(-1, 1, 1) * PROBE_RIDGE * max(n, H)
+    gram = F.transpose(1, 2) @ F if H <= n else F @ F.transpose(1, 2)
+    # the penalty relative to the features' mean square: the Gram matrix's trace over n H
+    scale = gram.diagonal(dim1=1, dim2=2).sum(1, dtype=torch.float64) / (n * H)
+    A = gram.double()
+    A.diagonal(dim1=1, dim2=2).add_((scale.clamp_min(1e-12) * PROBE_RIDGE * max(n, H)).view(-1, 1))
+    L = torch.linalg.cholesky(A)
     if H <= n:
-        A = (F.transpose(1, 2) @ F).double() + scale * torch.eye(H, dtype=torch.float64, device=F.device)
-        beta = torch.linalg.solve(A, (F.transpose(1, 2) @ Y).double()).to(F.dtype)
+        beta = torch.cholesky_solve((F.transpose(1, 2) @ Y).double(), L).to(F.dtype)
     else:
-        A = (F @ F.transpose(1, 2)).double() + scale * torch.eye(n, dtype=torch.float64, device=F.device)
-        beta = F.transpose(1, 2) @ torch.linalg.solve(A, Y.double()).to(F.dtype)
+        beta = F.transpose(1, 2) @ torch.cholesky_solve(Y.double(), L).to(F.dtype)
     wrong = (F_valid @ beta).argmax(-1) != y_valid.view(1, -1)
     return wrong.double().mean(1).float()
 
@@ -221,7 +227,9 @@ def _with_bias(F: torch.Tensor) -> torch.Tensor:
 
 def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict:
     """Mean, standard deviation and histogram per member [P] of ``values`` [P, ...] where
-    ``mask`` (broadcast to them) is true, all members in one pass (sums in float64)."""
+    ``mask`` (broadcast to them) is true, all members in one pass (sums in float64). The moments
+    are of every entry; the histogram of at most BINNED of them, the same ones at every snapshot
+    (binning took most of a snapshot of a 784-500 layer's weights)."""
     P = values.shape[0]
     v = values.detach().reshape(P, -1)
     m = None if mask is None else mask.expand_as(values).reshape(P, -1)
@@ -230,12 +238,26 @@ def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict
              else m.sum(1, dtype=torch.float64)).clamp_min(1)
     mean = w.sum(1, dtype=torch.float64) / count
     var = ((w * w).sum(1, dtype=torch.float64) / count - mean.pow(2)).clamp_min(0)
+    if v.shape[1] > BINNED:
+        entries = _binned(v.shape[1], v.device)
+        v, m = v.index_select(1, entries), None if m is None else m.index_select(1, entries)
     bins = len(EDGES[edges]) + 1
     index = _bins(v, edges).add_(torch.arange(P, dtype=torch.int32, device=v.device).view(-1, 1) * bins)
     if m is not None:
         index = torch.where(m, index, P * bins)             # past the last member: dropped
     counts = torch.bincount(index.reshape(-1), minlength=P * bins + 1)[:P * bins].view(P, bins)
     return {"mean": mean, "std": var.sqrt(), "counts": counts, "edges": edges}
+
+
+_SAMPLES: dict = {}
+
+
+def _binned(n: int, device) -> torch.Tensor:
+    """The BINNED entries of n that a histogram counts: drawn once, in their order."""
+    if (n, str(device)) not in _SAMPLES:
+        drawn = torch.randperm(n, generator=torch.Generator().manual_seed(n))[:BINNED].sort().values
+        _SAMPLES[n, str(device)] = drawn.to(device)
+    return _SAMPLES[n, str(device)]
 
 
 def _bins(v: torch.Tensor, edges: str) -> torch.Tensor:
