@@ -4,7 +4,12 @@
 
 One 784-500-10 MLP on mnist5k (8 epochs, no early stop), and a population of 16 MLPs of
 different widths, each with monitor = 0 (off), 10,000 and 2,000 examples, in turn in one run;
-medians of the repeats and the ratio to no monitoring. Also where a snapshot's time goes.
+medians of the repeats and the ratio to no monitoring. Then, less exposed to a shared machine's
+noise: the mean time of one snapshot of the 784-500-10 net over 20 snapshots N examples apart
+(the probe runs at those its spacing picks), against the time training 1,000 examples takes,
+medians over rounds.
+
+    python benchmarks/monitor_overhead.py [--repeats 5] [--snapshots-only]
 """
 
 import argparse
@@ -15,7 +20,7 @@ from dataclasses import replace
 import torch
 
 from purelearn.config import load_config
-from purelearn.train import check_member, fit
+from purelearn.train import Data, Population, check_member, fit
 
 BASE = ["data.name=mnist5k", "data.preprocess=['scale']", "model.hidden=[500]", "train.lr=0.05",
         "train.max_epochs=8", "train.patience=100000000"]
@@ -30,11 +35,44 @@ def members(population: int, monitor: int):
     return splits, out
 
 
+def snapshot_ms(every: int, calls: int = 20) -> float:
+    """The mean time of a snapshot, ``calls`` snapshots ``every`` examples apart."""
+    splits, ms = members(1, every)
+    pop = Population([replace(ms[0], model=replace(ms[0].model, hidden=(500,)))], Data(splits, torch.device("cpu")))
+    before = pop.monitor.watch()
+    pop.monitor.record(0, before)
+    start = time.perf_counter()
+    for i in range(1, calls + 1):
+        pop.monitor.record(i * every, before)
+    return (time.perf_counter() - start) / calls * 1000
+
+
+def snapshots(rounds: int) -> None:
+    splits, ms = members(1, 0)
+    net = [replace(ms[0], model=replace(ms[0].model, hidden=(500,)))]
+    timed = {"train 1,000 examples": [], "snapshot every 10,000": [], "snapshot every 2,000": []}
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fit(splits, net)
+        timed["train 1,000 examples"].append((time.perf_counter() - start) * 1000 / (8 * len(splits.X_train)) * 1000)
+        timed["snapshot every 10,000"].append(snapshot_ms(10000))
+        timed["snapshot every 2,000"].append(snapshot_ms(2000))
+    per = statistics.median(timed["train 1,000 examples"])
+    for label, t in timed.items():
+        m = statistics.median(t)
+        print(f"{label}: median {m:6.1f} ms ({m / per:.1f} x 1,000 training examples; "
+              f"rounds {', '.join(f'{x:.1f}' for x in t)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--snapshots-only", action="store_true")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    snapshots(args.repeats)
+    if args.snapshots_only:
+        return
     for population in (1, 16):
         times = {n: [] for n in (0, 10000, 2000)}
         for _ in range(args.repeats):
