@@ -266,8 +266,11 @@ def test_values_are_binned_as_bucketize_bins_them_at_and_between_the_edges():
         v = torch.cat([b, -b, b * 1.01, b * 0.99, torch.tensor([0.0, math.inf, -math.inf]),
                        torch.randn(20000, generator=g) * 10 ** torch.empty(20000).uniform_(-10, 3, generator=g)])
         assert torch.equal(_bins(v, edges).long(), torch.bucketize(v, b)), edges
+        wide = v.double() * (1 + 1e-12)                                  # float64: searched, its own edges
+        assert torch.equal(_bins(wide, edges).long(), torch.bucketize(wide, torch.tensor(bounds))), edges
         assert int(_bins(torch.tensor([math.nan]), edges)) == len(bounds)          # NaN: the last bin
         assert int(_bins(-torch.tensor([math.nan]), edges)) == len(bounds)         # 0/0's NaN is negative
+        assert int(_bins(torch.tensor([math.nan], dtype=torch.float64), edges)) == len(bounds)
     assert len(EDGES["signed_log"]) == 42 and EDGES["signed_log"][21] == pytest.approx(1e-8)
     assert EDGES["signed_log"][-1] == pytest.approx(100) and len(EDGES["unit"]) == 41
 
@@ -327,14 +330,21 @@ def test_own_entries_and_update_ratio_against_their_definitions():
     assert ratio[0] == pytest.approx(1.0 / 4.0) and math.isnan(ratio[1])
 
 
-@pytest.mark.parametrize("n, H", [(30, 6), (8, 20)])
-def test_the_probe_solves_the_same_ridge_in_either_form(n, H):
-    rng = np.random.default_rng(1)
+# telling: draws (n near H) whose error moves with the penalty and with the bias column's scale
+@pytest.mark.parametrize("n, H, seed, telling", [(30, 6, 1, False), (8, 20, 1, False), (24, 20, 9, True),
+                                                 (20, 24, 1, True)])
+def test_the_probe_solves_the_same_ridge_in_either_form(n, H, seed, telling):
+    rng = np.random.default_rng(seed)
     F, Fv = rng.standard_normal((n, H)), rng.standard_normal((40, H))
     y, yv = rng.integers(0, 3, n), rng.integers(0, 3, 40)
-    A = np.c_[F, np.ones(n)]
-    lam = (A ** 2).mean() * 1e-3 * max(n, H + 1)
-    beta = np.linalg.solve(A.T @ A + lam * np.eye(H + 1), A.T @ np.eye(3)[y])
-    expected = ((np.c_[Fv, np.ones(40)] @ beta).argmax(1) != yv).mean()
+
+    def error(scale=1.0, bias=1.0):
+        A = np.c_[F, np.full(n, bias)]
+        lam = (A ** 2).mean() * 1e-3 * max(n, H + 1) * scale
+        beta = np.linalg.solve(A.T @ A + lam * np.eye(H + 1), A.T @ np.eye(3)[y])
+        return ((np.c_[Fv, np.full(40, bias)] @ beta).argmax(1) != yv).mean()
+
     got = ridge_probe_error(torch.tensor(F)[None], torch.tensor(y), torch.tensor(Fv)[None], torch.tensor(yv), 3)
-    assert float(got[0]) == pytest.approx(expected)
+    assert float(got[0]) == pytest.approx(error())
+    if telling:
+        assert error(scale=max(n, H + 1) ** -2) != error() != error(bias=2.0)
