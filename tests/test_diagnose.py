@@ -173,10 +173,11 @@ def test_overfitting_a_small_set_tells_the_optimizer_from_the_code():
 @pytest.mark.parametrize("overrides, fused", [
     (MLP2, True), ([*MLP2, "train.sparsity=l1", "train.sparsity_coef=0.1"], True),
     (["model.hidden=[16]", "model.activation=sigmoid"], True),
+    (["model.family=autoencoder", "model.hidden=12", "model.corruption_level=0.3", "data.preprocess=['scale']"], True),
     (["model.family=autoencoder", "model.hidden=12", "model.corruption_level=0.3", "model.contraction=0.1",
-      "data.preprocess=['scale']"], False),
+      "data.preprocess=['scale']"], True),
     (["model.family=autoencoder", "model.hidden=12", "model.tied=false", "model.corruption=gaussian",
-      "model.corruption_level=0.3", "train.sparsity=student_t", "train.sparsity_coef=0.1"], False),
+      "model.corruption_level=0.3", "train.sparsity=student_t", "train.sparsity_coef=0.1"], True),
     (["model.family=rbm", "model.hidden=8", "data.preprocess=['scale']"], False),
     (["model.family=rbm", "model.hidden=8", "model.persistent=true", "model.criterion=pseudo_likelihood",
       "data.preprocess=['scale']"], False),

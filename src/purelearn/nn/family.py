@@ -121,6 +121,11 @@ class Family(abc.ABC):
         """A fused plain-SGD update with each member's rate [P]; returns the losses [P]."""
         raise NotImplementedError
 
+    def fuses(self, spec, hp, extras: dict) -> bool:
+        """Whether plain SGD of this population is ``sgd_step`` (its criterion then being its
+        loss): it has one, and no penalty on the units needs the criterion's own gradient."""
+        return self.fused and hp.sparsity == "none"
+
     @abc.abstractmethod
     def inside(self, spec, hp, params: dict, extras: dict, X: torch.Tensor, y: torch.Tensor,
                gradients: bool = True):

@@ -128,7 +128,7 @@ class Population:
         params, extras = self.family.stack(members, drawn, data)
         parts = self._rule(P, params)
         self.rule = optim.chain(*parts)
-        self.plain_sgd = not parts and self.family.fused and self.hp.sparsity == "none"
+        self.plain_sgd = not parts and self.family.fuses(self.model, self.hp, extras)
         schedule = optim.Schedule(*(_column(members, k) for k in ("lr", "tau", "alpha", "adaptive_tau"))).to(dev)
         polyak = self.hp.polyak
         self.live = {
