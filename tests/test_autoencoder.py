@@ -66,6 +66,37 @@ def test_the_contractive_criterions_gradient_matches_finite_differences(tied, re
                 assert grad[idx].item() == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8), (name, idx)
 
 
+@pytest.mark.parametrize("spec", [
+    dict(corruption="masking", corruption_level=0.3), dict(activation="tanh", corruption="salt_pepper",
+                                                           corruption_level=0.2),
+    dict(tied=False, corruption="gaussian", corruption_level=0.2, reconstruction="squared"),
+    dict(activation="rectifier", tied=False), dict(contraction=0.1, corruption_level=0.2)])
+def test_the_fused_sgd_step_is_autograds_gradient_descended(scaled, spec):
+    from purelearn.nn.family import untouched
+    from purelearn.train import Data
+
+    members = [check_member(Member(AutoEncoder(h, **spec), Training(lr=0.05, seed=i)), scaled)
+               for i, h in enumerate((12, 9))]                       # the second padded, its units masked
+    family, hp = family_of(members[0].model), members[0].train
+    data = Data(scaled, torch.device("cpu"), leave_out=False, unlabeled=True)
+    params, extras = family.stack(members, [family.init(m.model, data.n_in, data.n_out, m.train.seed)
+                                            for m in members], data)
+    fused = {k: v.clone() for k, v in params.items()}
+    X = data.X_train[:20].expand(2, -1, -1).contiguous()
+    rates = torch.tensor([0.05, 0.3])
+    for _ in range(3):
+        with untouched(extras) as same:              # the same corruption draws for both
+            losses, criterion, grads = family.signal(members[0].model, hp, params, same, X, X)
+        for k, g in grads.items():
+            params[k] -= rates.view(-1, 1, 1) * g
+        assert torch.allclose(family.sgd_step(members[0].model, fused, extras, X, X, rates), losses, atol=1e-6)
+    for k in params:
+        assert torch.allclose(fused[k], params[k], atol=1e-6), k
+    assert fused["W0"][1, 9:].abs().max() == 0 and fused["b0"][1, :, 9:].abs().max() == 0   # padding stays 0
+    # the contractive penalty's gradient is autograd's: training takes the signal, and its criterion
+    assert family.fuses(members[0].model, hp, extras) == ("contraction" not in spec)
+
+
 def test_corruptions_do_what_they_say():
     X = torch.full((1, 1000, 50), 0.5)
     level = torch.tensor([0.0, 0.3]).view(2, 1, 1)

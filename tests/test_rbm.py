@@ -104,6 +104,34 @@ def test_the_exact_log_likelihood_rises_under_cd1_and_persistent_cd(persistent):
     assert after > before + 1.0, (before, after)
 
 
+@pytest.mark.parametrize("spec, preprocess", [({}, "scale"), ({"persistent": True}, "scale"), ({"k": 3}, "scale"),
+                                            ({"visible": "gaussian"}, "standardize")])
+def test_the_fused_sgd_step_descends_the_cd_direction_with_the_same_draws(spec, preprocess):
+    import copy
+
+    from purelearn.train import Data
+
+    splits = prepare(load("digits"), preprocess=[preprocess], seed=0)
+    members = [check_member(Member(RBM(h, **spec), Training(lr=0.05, seed=i)), splits) for i, h in enumerate((12, 9))]
+    family = family_of(members[0].model)
+    data = Data(splits, torch.device("cpu"), leave_out=False, unlabeled=True)
+    params, extras = family.stack(members, [family.init(m.model, data.n_in, data.n_out, m.train.seed)
+                                            for m in members], data)
+    fused, own = {k: v.clone() for k, v in params.items()}, copy.deepcopy(extras)   # generators and chains
+    X = data.X_train[:20].expand(2, -1, -1).contiguous()
+    rates = torch.tensor([0.05, 0.3])
+    for _ in range(3):
+        losses, _, direction = family.signal(members[0].model, members[0].train, params, extras, X, X)
+        for k, g in direction.items():
+            params[k] -= rates.view(-1, 1, 1) * g
+        assert torch.allclose(family.sgd_step(members[0].model, fused, own, X, X, rates), losses, atol=1e-5)
+    for k in params:
+        assert torch.allclose(fused[k], params[k], atol=1e-6), k
+    assert fused["W0"][1, 9:].abs().max() == 0                   # the padded units stay off
+    if spec.get("persistent"):
+        assert torch.equal(own["chains"], extras["chains"])
+
+
 def test_members_train_the_same_alone_and_in_a_population():
     splits = prepare(load("digits"), preprocess=["scale"], seed=0)
     members = [Member(RBM(h, persistent=pcd), Training(lr=lr, momentum=0.5, max_epochs=2, seed=i, valid_every=500))

@@ -100,11 +100,13 @@ def _draw(generators, shape, device, normal=False, widths=None) -> torch.Tensor:
                         for g, w in zip(generators, widths)])
 
 
-def gibbs_chain(params, v: torch.Tensor, k: int, visible: str, generators, mask=None, widths=None) -> torch.Tensor:
+def gibbs_chain(params, v: torch.Tensor, k: int, visible: str, generators, mask=None, widths=None,
+                first=None) -> torch.Tensor:
     """v_k after k steps h ~ p(h|v), v ~ p(v|h) from v [P, B, d], each member's draws from its
-    own generator (``widths``: each member's hidden units, when padded)."""
-    for _ in range(k):
-        ph = hidden_probabilities(params, v, mask)
+    own generator (``widths``: each member's hidden units, when padded; ``first``: p(h|v) of
+    the starting v, when already known)."""
+    for step in range(k):
+        ph = first if step == 0 and first is not None else hidden_probabilities(params, v, mask)
         h = (_draw(generators, ph.shape[1:], v.device, widths=widths) < ph).to(v.dtype)
         mean = visible_means(params, h, visible)
         noise = _draw(generators, mean.shape[1:], v.device, normal=visible == "gaussian")
@@ -125,10 +127,11 @@ def cd_gradients(params, v0, vk, mask=None) -> dict[str, torch.Tensor]:
     return {"W0": W, "b0": c, "b1": b}
 
 
-def reconstruction_errors(params, v, visible: str, mask=None) -> torch.Tensor:
-    """Per example [P, B]: v through p(h|v) and back, mean field; the cross-entropy against v
-    (binary) or the squared error (Gaussian)."""
-    z = torch.baddbmm(params["b1"], hidden_probabilities(params, v, mask), params["W0"])
+def reconstruction_errors(params, v, visible: str, mask=None, ph=None) -> torch.Tensor:
+    """Per example [P, B]: v through p(h|v) (``ph``, when already known) and back, mean field;
+    the cross-entropy against v (binary) or the squared error (Gaussian)."""
+    ph = hidden_probabilities(params, v, mask) if ph is None else ph
+    z = torch.baddbmm(params["b1"], ph, params["W0"])
     v = v.expand_as(z)
     if visible == "binary":
         return F.binary_cross_entropy_with_logits(z, v, reduction="none").sum(-1)
@@ -147,11 +150,13 @@ def pseudo_likelihood(params, v: torch.Tensor, bits: torch.Tensor) -> torch.Tens
 
 @register
 class RBMFamily(OneHiddenLayer):
-    """RBMs trained by CD-k or persistent CD on their own input."""
+    """RBMs trained by CD-k or persistent CD on their own input (plain SGD: ``sgd_step``)."""
 
     name = "rbm"
     spec = RBM
+    fused = True
     gradient_of_criterion = False      # CD-k estimates the likelihood's gradient
+
     def n_layers(self, spec) -> int:
         return 1
 
@@ -197,6 +202,29 @@ class RBMFamily(OneHiddenLayer):
             extras["chains"] = vk
         losses = reconstruction_errors(params, X, spec.visible, mask).mean(1)
         return losses, losses, cd_gradients(params, X, vk, mask)
+
+    def sgd_step(self, spec, params, extras, X, y, rates):
+        """One CD-k update by plain SGD, written in place: p(h|v_0) computed once for the
+        chain's start, the reconstruction error and the update, and each weight matrix moved by
+        its two rank-B products (where ``signal`` writes the direction out, then descends).
+        The draws are those ``signal`` makes. Returns the reconstruction errors [P]."""
+        mask, gens = extras["mask"], extras["gibbs"]
+        p0 = hidden_probabilities(params, X, mask)
+        chains = extras["chains"] if spec.persistent else None
+        start, first = (X, p0) if chains is None else (chains, None)
+        vk = gibbs_chain(params, start, spec.k, spec.visible, gens, mask, extras["widths"], first=first)
+        if spec.persistent:
+            extras["chains"] = vk
+        losses = reconstruction_errors(params, X, spec.visible, mask, ph=p0).mean(1)
+        pk = hidden_probabilities(params, vk, mask)
+        r = rates.view(-1, 1, 1)
+        n0, nk = X.shape[1], vk.shape[1]
+        params["b0"].add_((p0.mean(1, keepdim=True) - pk.mean(1, keepdim=True)).mul_(r))
+        params["b1"].add_((X.mean(1, keepdim=True) - vk.mean(1, keepdim=True)).mul_(r))
+        W = params["W0"]
+        W.baddbmm_((p0 * (r / n0)).transpose(1, 2), X)
+        W.baddbmm_((pk * (-r / nk)).transpose(1, 2), vk)
+        return losses
 
     def inside(self, spec, hp, params, extras, X, y, gradients=True):
         """The hidden units' probabilities given the minibatch and the visible means given

@@ -3,8 +3,9 @@
 Parameters are stacked along a leading member dimension and every numeric hyper-parameter is a
 [P] tensor, so one batched forward/backward/update trains all members. The loop names no layer
 and no model: the members' family (``nn.family``) draws and stacks their parameters, gives the
-training signal on a minibatch (the MLP's hand-derived backward pass with plain SGD fused into
-it; autograd elsewhere) and the validation criterion per example. Each member draws its own
+training signal on a minibatch (for plain SGD, a fused step with the backward pass written out:
+the MLP's, the auto-encoder's and the RBM's CD-k; autograd for the other rules and the
+penalties) and the validation criterion per example. Each member draws its own
 initialization and example order from its own seed, so it ends the same alone or in any
 population. Members early-stop or diverge on their own and then leave the batch (the stacked
 tensors are compacted), so a long-lived member doesn't keep the others' slots computing. With Polyak averaging, validation sees the mean
