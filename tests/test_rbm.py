@@ -112,7 +112,9 @@ def test_the_fused_sgd_step_descends_the_cd_direction_with_the_same_draws(spec, 
     from purelearn.train import Data
 
     splits = prepare(load("digits"), preprocess=[preprocess], seed=0)
-    members = [check_member(Member(RBM(h, **spec), Training(lr=0.05, seed=i)), splits) for i, h in enumerate((12, 9))]
+    # weights large enough that each Gibbs step's p(h|v) differs from the last
+    members = [check_member(Member(RBM(h, init_scale=1.0, **spec), Training(lr=0.05, seed=i)), splits)
+               for i, h in enumerate((12, 9))]
     family = family_of(members[0].model)
     data = Data(splits, torch.device("cpu"), leave_out=False, unlabeled=True)
     params, extras = family.stack(members, [family.init(m.model, data.n_in, data.n_out, m.train.seed)
