@@ -203,7 +203,8 @@ class AutoEncoderFamily(OneHiddenLayer):
     def sgd_step(self, spec, params, extras, X, y, rates):
         """One plain SGD update, the backward pass written out: each weight matrix takes its
         rank-B updates in place (decoder, then encoder), where autograd writes out each
-        gradient, sums the tied one's two and then descends (3x slower on a 784-500 code).
+        gradient, sums the tied one's two and then descends (1.4x slower for one 784-500 code, 2x in
+        a population of 32: benchmarks/RESULTS.md).
         With a contractive penalty, its gradient goes through autograd. Returns the losses [P]."""
         if extras["contracts"]:
             losses, _, grads, _ = self._through(spec, None, params, extras, X, kept=False)

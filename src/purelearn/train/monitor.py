@@ -13,10 +13,10 @@ classifier fitted on PROBED training examples, scored on validation ones; §4.2'
 "discriminative ability" of each layer).
 
 The probe is most of a snapshot's cost: its forward passes over 1,536 examples cost about what
-training 512 examples does, whatever the network. So it runs at the first snapshot and then at
-the first snapshot past each multiple of PROBE_EVERY examples (a quarter of the training budget
-when that is shorter), which keeps its share of training near 5%; the snapshots in between
-record NaN for it.
+training 500 examples does (a step being a forward and a backward pass). So it runs at the first
+snapshot and then at the first snapshot past each multiple of PROBE_EVERY examples (a quarter of
+the training budget when that is shorter), which keeps its share of training near 5%; the
+snapshots in between record NaN for it.
 
 What is computed here leaves the members' generators and persistent chains as they were
 (``nn.family.untouched``): a member trains the same with and without monitoring.
@@ -55,8 +55,8 @@ PROBE_RIDGE = 1e-3       # the probe's penalty, relative to the features' mean s
 class Statistics:
     """One member's snapshots: ``examples`` seen at each; ``units[name]`` per layer of units
     (its activation, and series ``pre``, ``post``, ``grad``, plus ``saturated``, ``dead``,
-    ``probe_error`` per snapshot, NaN where they don't apply or no probe ran); ``tensors[name]`` per parameter
-    tensor (its layer, series ``value`` and ``grad``, and ``update_ratio``). A series is a dict
+    ``probe_error`` per snapshot, NaN where they don't apply or no probe ran); ``tensors[name]``
+    per parameter tensor (its layer, series ``value`` and ``grad``, and ``update_ratio``). A series is a dict
     of ``mean`` [S], ``std`` [S], ``counts`` [S, bins] (of every entry, or of the same BINNED
     entries at every snapshot in a larger tensor) and the name of its ``edges``."""
 
@@ -265,8 +265,8 @@ def _bins(v: torch.Tensor, edges: str) -> torch.Tensor:
     counts; NaN in the last), exactly, in a few integer passes: a float32's bits, read as an
     integer with the negative ones' magnitude bits flipped, sort as the values do, so their top
     16 bits name a bucket of values holding at most one edge, and a table gives the edges below
-    each bucket and the one inside it (a binary search was three times slower). Other precisions
-    are searched."""
+    each bucket and the one inside it (``torch.bucketize``'s binary search takes twice as long).
+    Other precisions are searched."""
     if v.dtype != torch.float32:
         index = torch.bucketize(v, torch.as_tensor(EDGES[edges], dtype=v.dtype, device=v.device))
         return index.masked_fill_(v.isnan(), len(EDGES[edges])).int()
