@@ -90,3 +90,16 @@ def test_a_decreasing_rate_runs_eagerly_until_the_rates_are_constant(digits):
     for a, b in zip(Population(ms, data, replay=False).run(), pop.run()):
         same_training(a, b)
     assert pop.replay.replays == 0
+
+
+def test_a_step_that_draws_or_keeps_chains_is_not_replayed(digits):
+    # a CUDA graph would replay the noise and the persistent chains as they were at its capture
+    from purelearn.data import load, prepare
+    from purelearn.nn import RBM, AutoEncoder
+
+    scaled = prepare(load("digits"), preprocess=["scale"], seed=0)
+    for spec in (AutoEncoder(8, corruption_level=0.3), RBM(8, persistent=True)):
+        member = check_member(Member(spec, Training(lr=0.05)), scaled)
+        pop = Population([member], Data(scaled, torch.device("cpu"), leave_out=False, unlabeled=True), replay=True)
+        assert pop.plain_sgd and pop.replay is None
+    assert Population(members(digits)[:1], Data(digits, torch.device("cpu")), replay=True).replay is not None

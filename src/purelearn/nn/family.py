@@ -54,6 +54,9 @@ class Family(abc.ABC):
     spec: type                         # the dataclass of one member's model
     supervised = True                  # learns targets y; otherwise its own input
     fused = False                      # has ``sgd_step``: plain SGD fused into its backward pass
+    # its sgd_step replays from a captured CUDA graph (``train.replay``): it draws nothing from a
+    # generator and keeps no tensor between steps, which a replay would freeze at their capture
+    replayable = False
     leaves_out_constant_inputs = False  # may train without inputs zero in every training example
     gradient_of_criterion = True       # its training signal is the gradient of its criterion (§4.1 checks it)
 

@@ -168,6 +168,7 @@ class MLPFamily(Family):
     name = "mlp"
     spec = MLP
     fused = True
+    replayable = True
     leaves_out_constant_inputs = True
 
     def check(self, spec: MLP, splits) -> MLP:

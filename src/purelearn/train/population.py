@@ -163,7 +163,7 @@ class Population:
         self.pruner, self.notes, self.validated_at = pruner, [None] * P, 0
         self.lowest = np.full(P, np.inf)   # each member's lowest validation error, as a pruner reads curves
         self.monitor = Monitor(self) if self.hp.monitor else None
-        replayable = self.plain_sgd and not polyak
+        replayable = self.plain_sgd and self.family.replayable and not polyak
         self.replay = Replay(dev) if replayable and (dev.type == "cuda" if replay is None else replay) else None
 
     @property
