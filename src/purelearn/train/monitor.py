@@ -24,6 +24,7 @@ What is computed here leaves the members' generators and persistent chains as th
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -56,9 +57,9 @@ class Statistics:
     """One member's snapshots: ``examples`` seen at each; ``units[name]`` per layer of units
     (its activation, and series ``pre``, ``post``, ``grad``, plus ``saturated``, ``dead``,
     ``probe_error`` per snapshot, NaN where they don't apply or no probe ran); ``tensors[name]``
-    per parameter tensor (its layer, series ``value`` and ``grad``, and ``update_ratio``). A series is a dict
-    of ``mean`` [S], ``std`` [S], ``counts`` [S, bins] (of every entry, or of the same BINNED
-    entries at every snapshot in a larger tensor) and the name of its ``edges``."""
+    per parameter tensor (its layer, series ``value`` and ``grad``, and ``update_ratio``). A
+    series is a dict of ``mean`` [S], ``std`` [S], ``counts`` [S, bins] (of every entry, or of
+    the same BINNED entries at every snapshot in a larger tensor) and the name of its ``edges``."""
 
     def __init__(self):
         self.examples: list[int] = []
@@ -249,15 +250,10 @@ def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict
     return {"mean": mean, "std": var.sqrt(), "counts": counts, "edges": edges}
 
 
-_SAMPLES: dict = {}
-
-
-def _binned(n: int, device) -> torch.Tensor:
+@functools.cache
+def _binned(n: int, device: torch.device) -> torch.Tensor:
     """The BINNED entries of n that a histogram counts: drawn once, in their order."""
-    if (n, str(device)) not in _SAMPLES:
-        drawn = torch.randperm(n, generator=torch.Generator().manual_seed(n))[:BINNED].sort().values
-        _SAMPLES[n, str(device)] = drawn.to(device)
-    return _SAMPLES[n, str(device)]
+    return torch.randperm(n, generator=torch.Generator().manual_seed(n))[:BINNED].sort().values.to(device)
 
 
 def _bins(v: torch.Tensor, edges: str) -> torch.Tensor:
@@ -284,22 +280,18 @@ def _sortable(bits: torch.Tensor) -> torch.Tensor:
     return bits ^ ((bits >> 31) & 0x7FFFFFFF)
 
 
-_TABLES: dict = {}
-
-
-def _bucket_table(edges: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.cache
+def _bucket_table(edges: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Per bucket of keys (their top 16 bits): how many edges lie below it, and the key of the
     edge inside it (the largest key where none is)."""
-    if (edges, str(device)) not in _TABLES:
-        keys = _sortable(torch.as_tensor(EDGES[edges], dtype=torch.float32).view(torch.int32)).numpy()
-        lows = (np.arange(-(1 << 15), 1 << 15, dtype=np.int64) << 16)
-        below = np.searchsorted(keys, lows, side="left").astype(np.int32)
-        inside = np.full(1 << 16, np.iinfo(np.int32).max, dtype=np.int32)
-        buckets = (keys >> 16) + (1 << 15)
-        assert len(set(buckets.tolist())) == len(keys), "two edges share a bucket"
-        inside[buckets] = keys
-        _TABLES[edges, str(device)] = (torch.as_tensor(below, device=device), torch.as_tensor(inside, device=device))
-    return _TABLES[edges, str(device)]
+    keys = _sortable(torch.as_tensor(EDGES[edges], dtype=torch.float32).view(torch.int32)).numpy()
+    lows = (np.arange(-(1 << 15), 1 << 15, dtype=np.int64) << 16)
+    below = np.searchsorted(keys, lows, side="left").astype(np.int32)
+    inside = np.full(1 << 16, np.iinfo(np.int32).max, dtype=np.int32)
+    buckets = (keys >> 16) + (1 << 15)
+    assert len(set(buckets.tolist())) == len(keys), "two edges share a bucket"
+    inside[buckets] = keys
+    return torch.as_tensor(below, device=device), torch.as_tensor(inside, device=device)
 
 
 def _saturated(layer, mask) -> torch.Tensor:
