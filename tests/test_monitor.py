@@ -279,12 +279,14 @@ def test_a_large_tensors_histogram_counts_the_same_sample_of_it_and_its_moments_
     from purelearn.train.monitor import BINNED, _series
 
     g = torch.Generator().manual_seed(0)
-    v = torch.randn(2, 600, 300, generator=g) * torch.tensor([0.01, 1.0]).view(2, 1, 1)
-    mask = (torch.arange(600) < torch.tensor([600, 400]).view(2, 1)).unsqueeze(-1)     # member 1: 400 rows
-    s = _series(v, mask, "signed_log")
+    # member 0's mean is 5,000 times its spread: one pass over x and x^2 in float32 would cancel to noise
+    v = torch.randn(2, 600, 300, generator=g) * torch.tensor([0.01, 1.0]).view(2, 1, 1) + torch.tensor(
+        [50.0, -3.0]).view(2, 1, 1)
+    rows = {1: torch.arange(600) < torch.tensor([600, 400]).view(2, 1)}     # member 1: 400 rows
+    s = _series(v, rows, "signed_log")
     own = [v[0].double(), v[1, :400].double()]
-    assert s["mean"].tolist() == pytest.approx([float(o.mean()) for o in own], abs=1e-9)
-    assert s["std"].tolist() == pytest.approx([float(o.std(unbiased=False)) for o in own], rel=1e-6)
+    assert s["mean"].tolist() == pytest.approx([float(o.mean()) for o in own], rel=1e-6)
+    assert s["std"].tolist() == pytest.approx([float(o.std(unbiased=False)) for o in own], rel=1e-5)
     counts = s["counts"].double()
     assert counts[0].sum() == BINNED and BINNED * 0.6 < counts[1].sum() < BINNED * 0.73     # ~2/3 of them own
     full = [torch.bucketize(o.float().reshape(-1), torch.tensor(EDGES["signed_log"], dtype=torch.float32))
@@ -292,7 +294,7 @@ def test_a_large_tensors_histogram_counts_the_same_sample_of_it_and_its_moments_
     for c, f in zip(counts, full):
         whole = torch.bincount(f, minlength=len(c)).double()
         assert (c / c.sum() - whole / whole.sum()).abs().sum() < 0.03      # the sample's shape is the whole's
-    assert torch.equal(_series(v, mask, "signed_log")["counts"], s["counts"])   # the same entries each time
+    assert torch.equal(_series(v, rows, "signed_log")["counts"], s["counts"])   # the same entries each time
 
 
 def test_saturated_and_dead_units_are_counted_over_real_units_only():
@@ -315,15 +317,23 @@ def test_saturated_and_dead_units_are_counted_over_real_units_only():
     assert _saturated(soft, mask).tolist() == pytest.approx([3 / 6, 1 / 4])
 
 
-def test_own_entries_and_update_ratio_against_their_definitions():
-    from purelearn.train.monitor import _own_entries, _update_ratio
+def test_own_entries_sums_and_update_ratio_against_their_definitions():
+    from purelearn.train.monitor import _own_entries, _own_sum, _update_ratio
 
-    stacked = torch.zeros(3, 4, 5)
-    shapes = torch.tensor([[4, 5], [2, 3], [1, 5]])
+    stacked = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0))
+    shapes = [(4, 5), (2, 3), (1, 5)]
+    own = {1: torch.arange(4) < torch.tensor([4, 2, 1]).view(-1, 1), 2: torch.arange(5) < torch.tensor([5, 3, 5]).view(-1, 1)}
     expected = torch.zeros(3, 4, 5, dtype=torch.bool)
-    for p, (a, b) in enumerate(shapes.tolist()):
+    for p, (a, b) in enumerate(shapes):
         expected[p, :a, :b] = True
-    assert torch.equal(_own_entries(shapes, stacked).expand(3, 4, 5), expected)
+    assert torch.equal(_own_entries(stacked.shape, own, None), expected.reshape(3, -1))
+    picked = torch.tensor([0, 7, 13, 19])
+    assert torch.equal(_own_entries(stacked.shape, own, picked), expected.reshape(3, -1)[:, picked])
+    sums = [float(stacked[p, :a, :b].sum()) for p, (a, b) in enumerate(shapes)]
+    assert _own_sum(stacked, own).tolist() == pytest.approx(sums, rel=1e-6)
+    assert _own_sum(stacked, {2: own[2]}).tolist() == pytest.approx(
+        [float(stacked[p, :, :b].sum()) for p, (_, b) in enumerate(shapes)], rel=1e-6)
+    assert _own_sum(stacked, None).tolist() == pytest.approx(stacked.sum((1, 2)).tolist(), rel=1e-6)
     before = torch.tensor([[1.0, -2.0], [0.0, 0.0]])
     after = torch.tensor([[1.5, -2.5], [0.0, 0.0]])
     ratio = _update_ratio(after, before)

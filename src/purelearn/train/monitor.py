@@ -12,11 +12,11 @@ every monitored example), and the error of a linear probe of each representation
 classifier fitted on PROBED training examples, scored on validation ones; §4.2's
 "discriminative ability" of each layer).
 
-The probe is most of a snapshot's cost: its forward passes over 1,536 examples cost about what
-training 500 examples does (a step being a forward and a backward pass). So it runs at the first
-snapshot and then at the first snapshot past each multiple of PROBE_EVERY examples (a quarter of
-the training budget when that is shorter), which keeps its share of training near 5%; the
-snapshots in between record NaN for it.
+The probe costs three snapshots: its forward passes over 1,536 examples cost about what training
+750 examples does (a step being a forward and a backward pass). So it runs at the first snapshot
+and then at the first snapshot past each multiple of PROBE_EVERY examples (a quarter of the
+training budget when that is shorter), which keeps its share of training near 3%; the snapshots
+in between record NaN for it.
 
 What is computed here leaves the members' generators and persistent chains as they were
 (``nn.family.untouched``): a member trains the same with and without monitoring.
@@ -34,9 +34,9 @@ import torch
 from ..nn.family import untouched
 from .model import read_state
 
-MONITORED = 256          # training examples the statistics are computed on
+MONITORED = 128          # training examples the statistics are computed on
 PROBED = (1024, 512)     # training examples a linear probe is fitted on, validation examples it is scored on
-PROBE_EVERY = 10_000     # examples between probes (about 20 x what one costs in training examples)
+PROBE_EVERY = 25_000     # examples between probes (about 30 x what one costs in training examples)
 BINNED = 1 << 16         # entries of a tensor a histogram counts, at most (a fixed sample of larger ones)
 FORMAT = "purelearn.statistics/1"
 _MAGNITUDES = 10.0 ** np.arange(-8, 2.01, 0.5)
@@ -130,9 +130,11 @@ class Monitor:
             self.k = int(max(d.y_train.max(), d.y_valid.max())) + 1
         budget = max(m.train.max_examples or m.train.max_epochs * d.n_train for m in pop.members)
         self.probe_every, self.probed_at = max(1, min(PROBE_EVERY, budget // 4)), None
-        sizes = [family.sizes(m.model, d.n_in, d.n_out) for m in pop.members]
-        self.units = torch.as_tensor(sizes, device=d.device)               # [P, layers of units]
-        self.shapes = _own_shapes(pop.members, family, pop.params, d)      # per member, all P
+        # each member's own shape of every layer's units [B, H] and parameter tensor (a prefix of the stacked one's)
+        self.shapes = [{**{layer: (n, size) for layer, size in enumerate(family.sizes(m.model, d.n_in, d.n_out))},
+                        **{k: tuple(v.shape) for k, v in family.init(m.model, d.n_in, d.n_out, 0).items()}}
+                       for m in pop.members]
+        self.owned = {}                      # (tensor, stacked shape, alive members): which entries are theirs
         self.statistics = [Statistics() for _ in pop.members]
 
     def due(self, examples: int, seen: int) -> bool:
@@ -146,7 +148,6 @@ class Monitor:
     def record(self, examples: int, before: dict | None = None) -> None:
         """A snapshot of every alive member after ``examples`` examples."""
         pop = self.population
-        alive = torch.as_tensor(pop.alive, device=pop.data.device)
         params = pop.params
         with untouched(pop.live["extras"]) as extras:
             X, y = self.X.expand(len(pop.alive), *self.X.shape[1:]), self.y
@@ -155,20 +156,19 @@ class Monitor:
         P = len(pop.alive)
         rows = {i: {"units": {}, "tensors": {}} for i in pop.alive}
         for layer in layers:
-            width = self.units[alive, layer.size]
-            mask = torch.arange(layer.pre.shape[-1], device=width.device) < width.view(-1, 1, 1)
-            entry = {"pre": _series(layer.pre, mask, "signed_log"),
-                     "post": _series(layer.post, mask, BOUNDED.get(layer.activation, "signed_log")),
-                     "grad": None if layer.grad is None else _series(layer.grad, mask, "signed_log"),
-                     "saturated": _saturated(layer, mask), "dead": _dead(layer, mask),
+            own = self._own(layer.size, layer.pre)
+            units = None if own is None else own[2].unsqueeze(1)            # [P, 1, H]
+            entry = {"pre": _series(layer.pre, own, "signed_log"),
+                     "post": _series(layer.post, own, BOUNDED.get(layer.activation, "signed_log")),
+                     "grad": None if layer.grad is None else _series(layer.grad, own, "signed_log"),
+                     "saturated": _saturated(layer, units), "dead": _dead(layer, units),
                      "probe_error": probes.get(layer.name, torch.full((P,), math.nan))}
             entry = _host(entry)
             for j, i in enumerate(pop.alive):
                 rows[i]["units"][layer.name] = (layer.activation, {k: _row(v, j) for k, v in entry.items()})
         for name, value in params.items():
-            shapes = self.shapes[name]
-            mask = None if shapes is None else _own_entries(shapes.index_select(0, alive), value)
-            entry = {"value": _series(value, mask, "signed_log"), "grad": _series(grads[name], mask, "signed_log"),
+            own = self._own(name, value)
+            entry = {"value": _series(value, own, "signed_log"), "grad": _series(grads[name], own, "signed_log"),
                      "update_ratio": torch.full((P,), math.nan) if before is None else _update_ratio(
                          value, before[name])}
             entry = _host(entry)
@@ -177,6 +177,19 @@ class Monitor:
                 rows[i]["tensors"][name] = (layer, {k: _row(v, j) for k, v in entry.items()})
         for i, row in rows.items():
             _append(self.statistics[i], examples, row)
+
+    def _own(self, name, stacked: torch.Tensor) -> dict[int, torch.Tensor] | None:
+        """For each dimension of ``stacked`` [P, ...] (a layer's units or parameter tensor
+        ``name``) in which an alive member is padded, which of its indices are each member's
+        own [P, n]; None where no member is padded (masking would cost a third of the work)."""
+        alive = tuple(self.population.alive)
+        key = (name, tuple(stacked.shape), alive)
+        if key not in self.owned:
+            own = [self.shapes[i][name] for i in alive]
+            self.owned[key] = {d: torch.arange(n, device=stacked.device) < torch.as_tensor(
+                [o[d - 1] for o in own], device=stacked.device).view(-1, 1)
+                for d, n in enumerate(stacked.shape[1:], 1) if any(o[d - 1] < n for o in own)} or None
+        return self.owned[key]
 
     def _probe_due(self, examples: int) -> bool:
         if not self.probed or (self.probed_at is not None
@@ -226,28 +239,60 @@ def _with_bias(F: torch.Tensor) -> torch.Tensor:
     return torch.cat([F, torch.ones(*F.shape[:2], 1, dtype=F.dtype, device=F.device)], -1)
 
 
-def _series(values: torch.Tensor, mask: torch.Tensor | None, edges: str) -> dict:
-    """Mean, standard deviation and histogram per member [P] of ``values`` [P, ...] where
-    ``mask`` (broadcast to them) is true, all members in one pass (sums in float64). The moments
-    are of every entry; the histogram of at most BINNED of them, the same ones at every snapshot
-    (binning took most of a snapshot of a 784-500 layer's weights)."""
+def _series(values: torch.Tensor, own: dict[int, torch.Tensor] | None, edges: str) -> dict:
+    """Mean, standard deviation and histogram per member [P] of ``values`` [P, ...] over each
+    member's own entries (``own``: for each dimension members are padded in, which of its
+    indices [P, n] are theirs; padding holds finite values), all members at once. The moments
+    are of every own entry, in two passes in the values' precision (the deviations from the
+    mean cancel nothing; sums cast to float64 took 20x longer over a population's rows); the
+    histogram counts at most BINNED of the entries, the same ones at every snapshot."""
     P = values.shape[0]
-    v = values.detach().reshape(P, -1)
-    m = None if mask is None else mask.expand_as(values).reshape(P, -1)
-    w = v if m is None else torch.where(m, v, 0.0)
-    count = (torch.full((P,), v.shape[1], dtype=torch.float64, device=v.device) if m is None
-             else m.sum(1, dtype=torch.float64)).clamp_min(1)
-    mean = w.sum(1, dtype=torch.float64) / count
-    var = ((w * w).sum(1, dtype=torch.float64) / count - mean.pow(2)).clamp_min(0)
-    if v.shape[1] > BINNED:
-        entries = _binned(v.shape[1], v.device)
-        v, m = v.index_select(1, entries), None if m is None else m.index_select(1, entries)
+    v = values.detach()
+    count = torch.full((P,), float(math.prod(n for d, n in enumerate(v.shape[1:], 1) if d not in (own or {}))),
+                       dtype=v.dtype, device=v.device)
+    for indices in (own or {}).values():
+        count = count * indices.sum(1)
+    count = count.clamp_min(1)
+    mean = _own_sum(v, own) / count
+    var = _own_sum((v - mean.view(-1, *[1] * (v.dim() - 1))).pow_(2), own) / count
+    flat, entries = v.reshape(P, -1), None
+    if flat.shape[1] > BINNED:
+        entries = _binned(flat.shape[1], v.device)
+        flat = flat.index_select(1, entries)
     bins = len(EDGES[edges]) + 1
-    index = _bins(v, edges).add_(torch.arange(P, dtype=torch.int32, device=v.device).view(-1, 1) * bins)
-    if m is not None:
-        index = torch.where(m, index, P * bins)             # past the last member: dropped
+    index = _bins(flat, edges, finite=bool(torch.isfinite(var).all()))
+    if P > 1:
+        index.add_(torch.arange(P, dtype=torch.int32, device=v.device).view(-1, 1) * bins)
+    if own:
+        index = torch.where(_own_entries(v.shape, own, entries), index, P * bins)   # past the last member: dropped
     counts = torch.bincount(index.reshape(-1), minlength=P * bins + 1)[:P * bins].view(P, bins)
     return {"mean": mean, "std": var.sqrt(), "counts": counts, "edges": edges}
+
+
+def _own_sum(x: torch.Tensor, own: dict[int, torch.Tensor] | None) -> torch.Tensor:
+    """Per member, the sum of x [P, ...] over its own entries: the dimensions nobody is padded
+    in summed first, then each padded one contracted with its own indices, a vector-matrix
+    product each (streaming; masking every entry took 4-5x longer)."""
+    P = x.shape[0]
+    own = own or {}
+    free = [d for d in range(1, x.dim()) if d not in own]
+    if free:
+        x = x.sum(free, keepdim=True)
+    for d in sorted(own):                   # the dimensions before d are of size 1 by now
+        x = torch.bmm(own[d].to(x.dtype).unsqueeze(1), x.reshape(P, own[d].shape[1], -1))
+    return x.reshape(P)
+
+
+def _own_entries(shape: torch.Size, own: dict[int, torch.Tensor], entries: torch.Tensor | None) -> torch.Tensor:
+    """Which of the flattened ``entries`` (all when None) of a [P, ...] tensor are each
+    member's own [P, entries]."""
+    flat = torch.arange(math.prod(shape[1:]), device=next(iter(own.values())).device) if entries is None else entries
+    mask = None
+    for d, indices in own.items():
+        stride = math.prod(shape[d + 1:])
+        mine = indices[:, torch.div(flat, stride, rounding_mode="floor") % shape[d]]
+        mask = mine if mask is None else mask & mine
+    return mask
 
 
 @functools.cache
@@ -256,17 +301,17 @@ def _binned(n: int, device: torch.device) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(n))[:BINNED].sort().values.to(device)
 
 
-def _bins(v: torch.Tensor, edges: str) -> torch.Tensor:
+def _bins(v: torch.Tensor, edges: str, finite: bool = False) -> torch.Tensor:
     """Each value's bin among ``EDGES[edges]`` (bin i: edge i-1 < v <= edge i, as bucketize
     counts; NaN in the last), exactly, in a few integer passes: a float32's bits, read as an
     integer with the negative ones' magnitude bits flipped, sort as the values do, so their top
     16 bits name a bucket of values holding at most one edge, and a table gives the edges below
     each bucket and the one inside it (``torch.bucketize``'s binary search takes twice as long).
-    Other precisions are searched."""
+    Other precisions are searched. ``finite``: the caller knows that every value is finite."""
     if v.dtype != torch.float32:
         index = torch.bucketize(v, torch.as_tensor(EDGES[edges], dtype=v.dtype, device=v.device))
         return index.masked_fill_(v.isnan(), len(EDGES[edges])).int()
-    if not torch.isfinite(v.sum()):          # a NaN (or an infinity) among them: NaN as +inf
+    if not finite and not torch.isfinite(v.sum()):   # a NaN (or an infinity) among them: NaN as +inf
         v = v.nan_to_num(nan=math.inf, posinf=math.inf, neginf=-math.inf)
     key = _sortable(v.contiguous().view(torch.int32))
     below, inside = _bucket_table(edges, v.device)
@@ -299,6 +344,8 @@ def _saturated(layer, mask) -> torch.Tensor:
     test = SATURATED.get(layer.activation)
     if test is None:
         return torch.full((P,), math.nan)
+    if mask is None:
+        return test(layer.post).sum((1, 2)).double() / layer.post[0].numel()
     m = mask.expand_as(layer.post)
     return (test(layer.post) & m).sum((1, 2)).double() / m.sum((1, 2)).clamp_min(1)
 
@@ -308,34 +355,19 @@ def _dead(layer, mask) -> torch.Tensor:
     P = layer.post.shape[0]
     if layer.activation != "rectifier":
         return torch.full((P,), math.nan)
-    m = mask[:, 0]                                          # [P, H]
-    silent = (layer.post == 0).all(1) & m
-    return silent.sum(1).double() / m.sum(1).clamp_min(1)
+    silent = (layer.post == 0).all(1)                       # [P, H]
+    if mask is None:
+        return silent.sum(1).double() / silent.shape[1]
+    m = mask[:, 0]
+    return (silent & m).sum(1).double() / m.sum(1).clamp_min(1)
 
 
 def _update_ratio(after: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     """mean |update| / mean |weight| per member (padding is zero in both: it adds nothing)."""
     P = after.shape[0]
-    step = (after - before).reshape(P, -1).abs().double().sum(1)
-    size = after.reshape(P, -1).abs().double().sum(1)
-    return torch.where(size > 0, step / size.clamp_min(1e-300), math.nan)
-
-
-def _own_shapes(members, family, params, data) -> dict[str, torch.Tensor | None]:
-    """For each stacked parameter tensor, each member's own shape [P, dims] (members are padded
-    at the end of each dimension to the widest), or None when no member is padded."""
-    own = [{k: tuple(v.shape) for k, v in family.init(m.model, data.n_in, data.n_out, 0).items()} for m in members]
-    return {name: None if all(o[name] == tuple(stacked.shape[1:]) for o in own)
-            else torch.as_tensor([o[name] for o in own], device=stacked.device) for name, stacked in params.items()}
-
-
-def _own_entries(shapes: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
-    """Which entries of ``stacked`` [P, ...] are each member's own, broadcastable to it."""
-    mask = torch.ones(1, dtype=torch.bool, device=stacked.device)
-    for d, size in enumerate(stacked.shape[1:]):
-        index = torch.arange(size, device=stacked.device).view([1] * (d + 1) + [size] + [1] * (stacked.dim() - d - 2))
-        mask = mask & (index < shapes[:, d].view([-1] + [1] * (stacked.dim() - 1)))
-    return mask
+    step = (after - before).reshape(P, -1).abs_().sum(1)
+    size = after.reshape(P, -1).abs().sum(1)
+    return torch.where(size > 0, step / size.clamp_min(torch.finfo(size.dtype).tiny), math.nan)
 
 
 def _host(entry: dict) -> dict:
