@@ -188,9 +188,12 @@ def test_the_probe_runs_past_each_multiple_of_its_spacing_and_the_table_reads_th
             [e for e in spaced.units[name]["probe_error"] if math.isfinite(e)]
     latest = [e for e in spaced.units["hidden 1"]["probe_error"] if math.isfinite(e)][-1]
     assert not ran[-1] and layer_table(spaced)["units"][0]["probe_error"] == latest
-    # a budget shorter than four spacings is probed at least four times
+    # a budget shorter than two spacings is probed at its start and past each half of it
     short = stats(10 ** 9, epochs=1)
-    assert sum(math.isfinite(e) for e in short.units["hidden 1"]["probe_error"]) >= 4
+    half = len(load_config(None, ["data.preprocess=['standardize']"]).data.splits().X_train) // 2
+    ran = [math.isfinite(e) for e in short.units["hidden 1"]["probe_error"]]
+    assert ran == [i == 0 or e // half > short.examples[i - 1] // half for i, e in enumerate(short.examples)]
+    assert sum(ran) >= 2
 
 
 def test_the_statistics_survive_bytes_and_say_what_calls_for_attention():
@@ -251,7 +254,8 @@ def test_the_report_draws_each_layers_histograms_over_training_as_recorded():
     plt.close(fig)
     fig = trends_figure(stats)
     assert [l.get_label() for l in fig.axes[0].lines if not l.get_label().startswith("_")] == ["W0", "W1"]
-    assert np.allclose(fig.axes[1].lines[0].get_ydata(), stats.units["hidden 1"]["probe_error"])
+    probed = [e for e in stats.units["hidden 1"]["probe_error"] if math.isfinite(e)]
+    assert len(probed) >= 2 and np.allclose(fig.axes[1].lines[0].get_ydata(), probed)     # the probed points
     plt.close(fig)
     with pytest.raises(Unavailable, match="train.monitor"):
         histograms_figure(None)

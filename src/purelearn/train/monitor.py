@@ -12,11 +12,11 @@ every monitored example), and the error of a linear probe of each representation
 classifier fitted on PROBED training examples, scored on validation ones; §4.2's
 "discriminative ability" of each layer).
 
-The probe costs three snapshots: its forward passes over 1,536 examples cost about what training
-750 examples does (a step being a forward and a backward pass). So it runs at the first snapshot
-and then at the first snapshot past each multiple of PROBE_EVERY examples (a quarter of the
-training budget when that is shorter), which keeps its share of training near 3%; the snapshots
-in between record NaN for it.
+The probe costs about three snapshots: its forward passes over 1,536 examples cost about what
+training 750 examples does (a step being a forward and a backward pass). So it runs at the first
+snapshot and then at the first snapshot past each multiple of PROBE_EVERY examples (half the
+training budget when that is shorter: a short run is probed at its start, middle and end), which
+keeps its share of a long run near 3%; the snapshots in between record NaN for it.
 
 What is computed here leaves the members' generators and persistent chains as they were
 (``nn.family.untouched``): a member trains the same with and without monitoring.
@@ -129,7 +129,7 @@ class Monitor:
                                (d.X_valid[:scored].unsqueeze(0), d.y_valid[:scored])]
             self.k = int(max(d.y_train.max(), d.y_valid.max())) + 1
         budget = max(m.train.max_examples or m.train.max_epochs * d.n_train for m in pop.members)
-        self.probe_every, self.probed_at = max(1, min(PROBE_EVERY, budget // 4)), None
+        self.probe_every, self.probed_at = max(1, min(PROBE_EVERY, budget // 2)), None
         # each member's own shape of every layer's units [B, H] and parameter tensor (a prefix of the stacked one's)
         self.shapes = [{**{layer: (n, size) for layer, size in enumerate(family.sizes(m.model, d.n_in, d.n_out))},
                         **{k: tuple(v.shape) for k, v in family.init(m.model, d.n_in, d.n_out, 0).items()}}
