@@ -105,12 +105,15 @@ def test_monitoring_leaves_training_exactly_as_it_was(overrides):
 
 
 def test_a_snapshot_equals_a_direct_computation_for_each_member_of_a_padded_population():
-    c = load_config(None, ["model.hidden=[9]", "model.activation=rectifier", "train.monitor=200", "train.max_epochs=1",
-                           "train.lr=0.05", "data.preprocess=['standardize']"])
+    from purelearn.train.fit import populations
+
+    c = load_config(None, ["model.hidden=[9,8]", "model.activation=rectifier", "train.monitor=200",
+                           "train.max_epochs=1", "train.lr=0.05", "data.preprocess=['standardize']"])
     splits = c.data.splits()
     base = check_member(c.member(), splits)
-    members = [replace(base, model=replace(base.model, hidden=(w,)), train=replace(base.train, seed=s))
-               for s, w in ((1, 9), (2, 4))]
+    members = [replace(base, model=replace(base.model, hidden=w), train=replace(base.train, seed=s))
+               for s, w in ((1, (9, 8)), (2, (7, 7)))]
+    assert len(populations(members, 2)) == 1                # one population: member 2 is padded in both layers
     results = fit(splits, members)
     for member, result in zip(members, results):
         stats = result.statistics
@@ -130,10 +133,15 @@ def test_a_snapshot_equals_a_direct_computation_for_each_member_of_a_padded_popu
         assert int(np.sum(u["pre"]["counts"][0])) == z.numel() == MONITORED * member.model.hidden[0]
         assert np.abs(np.asarray(u["pre"]["counts"][0]) - counts).sum() <= 2      # bin-edge ties only
         assert u["dead"][0] == pytest.approx(float((h == 0).all(0).double().mean()))
-        W = stats.tensors["W0"]
-        assert W["value"]["mean"][0] == pytest.approx(float(own["W0"].double().mean()), abs=1e-7)
-        assert int(np.sum(W["value"]["counts"][0])) == own["W0"].numel()          # padding left out
-        assert math.isnan(W["update_ratio"][0]) and all(r > 0 for r in W["update_ratio"][1:])
+        z2 = h @ own["W1"].T + own["b1"]
+        assert stats.units["hidden 2"]["pre"]["std"][0] == pytest.approx(float(z2.double().std(unbiased=False)),
+                                                                         rel=1e-5)
+        for name in ("W0", "W1"):                           # W1 is padded in both its dimensions
+            W = stats.tensors[name]
+            assert W["value"]["mean"][0] == pytest.approx(float(own[name].double().mean()), abs=1e-7)
+            assert W["value"]["std"][0] == pytest.approx(float(own[name].double().std(unbiased=False)), rel=1e-5)
+            assert int(np.sum(W["value"]["counts"][0])) == own[name].numel()      # padding left out
+            assert math.isnan(W["update_ratio"][0]) and all(r > 0 for r in W["update_ratio"][1:])
 
 
 def test_the_update_ratio_measures_the_step_just_made():
