@@ -15,8 +15,8 @@ classifier fitted on PROBED training examples, scored on validation ones; §4.2'
 The probe costs about three snapshots: its forward passes over 1,536 examples cost about what
 training 750 examples does (a step being a forward and a backward pass). So it runs at the first
 snapshot and then at the first snapshot past each multiple of PROBE_EVERY examples (half the
-training budget when that is shorter: a short run is probed at its start, middle and end), which
-keeps its share of a long run near 3%; the snapshots in between record NaN for it.
+training budget when that is shorter: a short run is probed at its start and past each half of
+it), which keeps its share of a long run near 3%; the snapshots in between record NaN for it.
 
 What is computed here leaves the members' generators and persistent chains as they were
 (``nn.family.untouched``): a member trains the same with and without monitoring.
