@@ -5,10 +5,9 @@
 One 784-500-10 MLP on mnist5k (24 epochs, no early stop: about 2 s, long enough for a ratio on a
 noisy machine) and a population of 16 MLPs of different widths (8 epochs), each with monitor = 0
 (off), 10,000 and 2,000 examples, in turn in one run; medians of the repeats and the ratio to no
-monitoring. Then, less exposed to a shared machine's
-noise: the mean time of one snapshot of the 784-500-10 net over 20 snapshots N examples apart
-(the probe runs at those its spacing picks), against the time training 1,000 examples takes,
-medians over rounds.
+monitoring. First, and less exposed to a shared machine's noise: the mean time of one snapshot
+of the 784-500-10 net over 20 snapshots N examples apart (the probe runs at those its spacing
+picks), against the time training 1,000 examples takes, medians over rounds.
 
     python benchmarks/monitor_overhead.py [--repeats 5] [--snapshots-only]
 """
