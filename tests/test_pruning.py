@@ -383,7 +383,7 @@ def test_a_function_objective_is_pruned_through_its_report():
     assert any("prunes only when asked" in e for p in events for e in p.events)
 
 
-def test_the_median_rule_compares_with_the_trials_that_got_there_and_the_stopped_peers():
+def test_the_median_rule_compares_with_the_trials_that_got_there_and_stopped_peers_stand_in_for_them():
     stopped = curve((100, 0.9), (200, 0.8))
     finished = [curve((100, 0.2), (200, 0.2), (300, 0.2)), curve((100, 0.3), (200, 0.3), (300, 0.3))]
     rule = Pruning("median", min_examples=100, min_trials=2)
@@ -392,9 +392,14 @@ def test_the_median_rule_compares_with_the_trials_that_got_there_and_the_stopped
     assert pruner.judge(300, 200, np.array([0.28]), epoch=1)[0] is not None
     # at 200 it got there: median of 0.2, 0.3, 0.8
     assert pruner.judge(200, 100, np.array([0.28]), epoch=1) == [None]
-    # a peer of the same population stopped by the rule counts at its best: median 0.3
-    assert pruner.judge(300, 200, np.array([0.28]), epoch=1, stopped=[0.8]) == [None]
-    assert "median of 3 other trials" in pruner.judge(300, 200, np.array([0.31]), epoch=1, stopped=[0.8])[0]
+    # two finished trials got to 300, as many as the rule needs: a peer stopped by the rule
+    # does not count there, the bar stays their median 0.25
+    assert pruner.judge(300, 200, np.array([0.28]), epoch=1, stopped=[0.8])[0] is not None
+    # needing three, the stopped peer stands in for the third at its best: median 0.3
+    thin = Pruner(replace(rule, min_trials=3), finished + [stopped])
+    assert thin.judge(300, 200, np.array([0.28]), epoch=1, stopped=[0.8]) == [None]
+    assert "median of 3 other trials" in thin.judge(300, 200, np.array([0.31]), epoch=1, stopped=[0.8])[0]
+    assert thin.judge(300, 200, np.array([0.31]), epoch=1) == [None]                        # two others < 3
     assert Pruner(rule, finished[:1]).judge(300, 200, np.array([0.9]), epoch=1, stopped=[0.8])[0] is not None
     assert Pruner(rule, finished[:1]).judge(300, 200, np.array([0.9]), epoch=1) == [None]    # one other < 2
 

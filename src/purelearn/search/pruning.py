@@ -9,10 +9,13 @@ equal epochs or seconds (a trial with a larger minibatch or a slower network is 
   is worse than the median of the other trials' at the same point stops, once at least
   ``min_trials`` others reached that point. Of the finished trials, those that got there count
   (a trial pruned earlier did not: as Optuna's median compares with complete trials, so the bar
-  is what the trials still training at that point reach). A trial's population peers count too;
-  a peer pruned earlier counts at its best when it stopped, since without it the members
-  training together would be judged only against each other, and half of them pruned again at
-  every validation.
+  is what the trials still training at that point reach). A trial's population peers count too.
+  While fewer than ``min_trials`` finished trials got to a point, a peer pruned earlier counts
+  there at its best when it stopped: it stands in for the finished trials the study does not
+  have yet, since without it members training together would be judged only against each
+  other, and half of them pruned again at every validation. Once enough finished trials got
+  there, they and the peers still training set the bar: the least hopeless of a population of
+  hopeless members is no longer kept going by the others' low marks.
 - ``successive-halving``: rungs at ``min_examples`` x reduction^k examples; a trial reaching
   a rung goes on only if its best so far is among the best 1/reduction of every trial that
   reached that rung, itself included (asynchronous: the first at a rung always goes on).
@@ -135,7 +138,9 @@ class Pruner:
         return [v for v in values if v is not None]
 
     def _median(self, examples: int, best: np.ndarray, stopped: list[float]) -> list[str | None]:
-        known = self._others(examples) + stopped
+        known = self._others(examples)
+        if len(known) < self.pruning.min_trials:     # the stopped peers stand in for a thin history
+            known += stopped
         verdicts = []
         for j, value in enumerate(best):
             others = known + [float(v) for k, v in enumerate(best) if k != j]
