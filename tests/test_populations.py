@@ -13,13 +13,17 @@ import pytest
 import purelearn as pl
 from purelearn.cli import main
 from purelearn.config import load_config
-from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, choose
+import torch
+
+from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, batch_size, calibrate, choose
+from purelearn.search import parse_space
 from purelearn import MLP, Member, Training, fit
 from purelearn.train import check_member
 from purelearn.train.memory import MemoryLimitError, footprint, member_bytes
 from purelearn.train.fit import WIDTH_RATIO, populations, width_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
+THREADS = torch.get_num_threads()
 
 SPACE = {"train.lr": "loguniform(1e-2, 3e3)", "model.units": "intloguniform(8, 64)",
          "train.patience": "choice(300, 20000)", "model.activation": 'choice("tanh", "rectifier")'}
@@ -84,7 +88,8 @@ def test_the_schedule_follows_the_measurements():
     s = choose(gpu, trials=512, cores=16, memory_limit=big)
     assert s.workers == 1 and s.population == 100 and "GPU" in s.reason
     f = choose(None, trials=50, cores=2, memory_limit=big)
-    assert f.population == 1 and "function" in f.reason
+    assert f.population == 1 and f.workers == 2 and "function" in f.reason
+    assert choose(None, trials=50, cores=2, memory_limit=big, workers=3).workers == 3
     # the same measurements always give the same schedule
     assert choose(large_gain, 512, 2, big) == choose(large_gain, 512, 2, big)
     assert member_bytes(1000, 32, 100) == 4 * (1000 * 7 + 3 * 32 * 100)
@@ -161,3 +166,60 @@ def test_drawn_trials_are_handed_out_as_populations_most_expensive_first():
     # 5 (within 1.3x in width) are about 12x each; a refused job is a group of its own, last.
     assert objective.groups(jobs, size=8) == [[0, 4, 3], [5, 1], [2]]
     assert objective.groups(jobs, size=1) == [[4], [1], [5], [3], [0], [2]]
+
+
+def test_the_schedule_at_its_bounds():
+    big, mib = 100 * 2 ** 20, 2 ** 20
+    at_gain = Calibration(alone=BATCH_GAIN, batched=1.0, size=16, member_bytes=mib)
+    assert choose(at_gain, trials=64, cores=2, memory_limit=big).population == 32        # exactly the gain: batch
+    assert BATCH_GAIN == 1.25 and choose(Calibration(1.5, 1.0, 16, mib), 64, 2, big).population == 32
+    assert choose(Calibration(1.2, 1.0, 16, mib), 64, 2, big).population == 1
+    # no two drawn trials could share a population: whatever the gain, one at a time
+    apart = choose(Calibration(10.0, 1.0, 16, mib, shared=0), 64, 2, big)
+    assert apart.population == 1 and "could share a population" in apart.reason
+    # the memory limit holds exactly two members: they batch; less than one member: one at a time
+    two = choose(Calibration(10.0, 1.0, 16, mib), 64, 2, 2 * mib)
+    assert two.population == 2 and "(limited by memory)" in two.reason
+    assert choose(Calibration(10.0, 1.0, 16, 4 * mib), 64, 2, mib).population == 1
+    assert "limited" not in choose(Calibration(10.0, 1.0, 16, mib), 64, 2, 32 * mib).reason   # exactly fits
+    assert choose(Calibration(10.0, 1.0, 16, mib), 64, cores=2, memory_limit=big, workers=3).workers == 3
+    asked = choose(Calibration(10.0, 1.0, 16, mib), 64, 2, 8 * mib, population=8)
+    assert asked.population == 8 and "limited" not in asked.reason
+    assert choose(Calibration(1.0, 0.01, 16, mib, device="cuda"), 10 ** 4, 16, 10 ** 4 * mib).population == 256
+    assert batch_size(2, 2, "cpu") == 2 and batch_size(10 ** 4, 1, "cpu") == MAX_POPULATION == 128
+
+
+def test_the_calibration_times_the_populations_a_batch_would_form(digits):
+    cfg = load_config(ROOT / "examples" / "digits-mlp.toml", ["train.max_epochs=1"])
+    near = parse_space({"train.lr": "loguniform(1e-2, 1e-1)", "model.units": "intuniform(30, 32)"})
+    cal = calibrate(cfg, near, size=8, steps=20)
+    assert cal.size == 8 and cal.shared == 8 and cal.device == "cpu"
+    # seconds per member-update, both ways: their ratio is a speed-up (about 5 here), not off
+    # by the members' count squared (64); the bounds leave room for a busy machine
+    assert 0.2 < cal.gain < 100 and cal.batched > 0
+    drawn = _drawn(cfg, near, 8)
+    assert cal.member_bytes == max(footprint(m, digits.n_features, digits.n_outputs) for m in drawn)
+    # widths too far apart to pad together: some members are timed alone
+    apart = parse_space({"model.units": "intloguniform(8, 4096)", "train.lr": "loguniform(1e-2, 1e-1)"})
+    spread = calibrate(cfg, apart, size=8, steps=1)
+    assert spread.shared == sum(len(p) for p in populations(_drawn(cfg, apart, 8), 8) if len(p) > 1)
+    assert 0 < spread.shared < 8
+    # untimed, or every member beyond the limit: only the memory is sized
+    untimed = calibrate(cfg, near, size=4, timed=False)
+    assert math.isnan(untimed.gain) and untimed.member_bytes == cal.member_bytes
+    refused = calibrate(cfg, near, size=4, memory_limit=1)
+    assert math.isnan(refused.gain) and refused.member_bytes == cal.member_bytes
+    assert torch.get_num_threads() == THREADS                    # restored after the timing
+    # a member exactly at the limit is timed
+    same = parse_space({"train.lr": "loguniform(1e-2, 1e-1)"})
+    exact = calibrate(cfg, same, size=2, steps=1, memory_limit=calibrate(cfg, same, size=2, timed=False).member_bytes)
+    assert not math.isnan(exact.gain)
+
+
+def _drawn(cfg, space, size):
+    """The members ``calibrate`` draws from the space (the same seeds)."""
+    import numpy as np
+    from purelearn.execute.objective import apply_params
+
+    return [check_member(apply_params(cfg, space.sample(np.random.default_rng([0, 99, i])), i).member(),
+                         cfg.data.splits()) for i in range(size)]
