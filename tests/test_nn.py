@@ -185,3 +185,38 @@ def test_bad_model_settings_are_refused():
     with pytest.raises(ConfigError, match="does not fit a regression task"):
         MLP(output="softmax").checked("regression")
     assert MLP(activation="relu").checked("classification").activation == "rectifier"
+
+
+def test_outputs_resolve_from_the_task_and_a_wrong_one_names_the_choices():
+    from purelearn.nn.losses import output_for
+
+    assert [output_for("auto", t) for t in ("classification", "multilabel", "regression")] == \
+        ["softmax", "sigmoid", "linear"]
+    assert output_for("sigmoid", "multilabel") == "sigmoid" and output_for("linear", "regression") == "linear"
+    with pytest.raises(ConfigError, match="Allowed: auto, linear, sigmoid, softmax"):
+        output_for("tanh", "regression")
+    with pytest.raises(ConfigError, match="does not fit"):
+        output_for("linear", "classification")
+
+
+def test_shared_targets_give_the_same_losses_and_deltas_as_each_members_own():
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(3, 5, 4, generator=g)
+    y = torch.tensor([0, 3, 1, 1, 2])
+    shared = output_delta("softmax", z.clone(), y)
+    own = output_delta("softmax", z.clone(), y.expand(3, 5).contiguous())
+    for a, b in zip(shared, own):
+        assert a.shape == b.shape and torch.allclose(a, b)
+    # against the softmax written out
+    p = torch.softmax(z, -1)
+    assert torch.allclose(shared[0], -torch.log(p.gather(-1, y.expand(3, 5).unsqueeze(-1))).squeeze(-1), atol=1e-6)
+
+
+def test_errors_of_sigmoid_and_linear_outputs_per_example():
+    z = torch.tensor([[[0.5, -1.0, 2.0], [-0.1, 0.3, -0.2]]])             # [P=1, B=2, k=3]
+    labels = torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+    assert example_errors("sigmoid", z, labels).tolist() == [[pytest.approx(1 / 3), pytest.approx(1 / 3)]]
+    targets = torch.tensor([[0.5, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    expect = [[(0.0 + 1.0 + 1.0), (0.01 + 0.09 + 0.04)]]
+    assert example_errors("linear", z, targets).tolist() == [[pytest.approx(e) for e in expect[0]]]
+    assert example_losses("linear", z, targets).tolist() == [[pytest.approx(e) for e in expect[0]]]
