@@ -220,3 +220,13 @@ def test_errors_of_sigmoid_and_linear_outputs_per_example():
     expect = [[(0.0 + 1.0 + 1.0), (0.01 + 0.09 + 0.04)]]
     assert example_errors("linear", z, targets).tolist() == [[pytest.approx(e) for e in expect[0]]]
     assert example_losses("linear", z, targets).tolist() == [[pytest.approx(e) for e in expect[0]]]
+
+
+def test_an_mlp_spec_at_its_bounds():
+    assert MLP(hidden=(1,)).checked("classification").hidden == (1,)        # one unit is a layer
+    for bad in ((0,), (2, 0), (True,), (1.5,)):
+        with pytest.raises(ConfigError, match="whole number >= 1"):
+            MLP(hidden=bad).checked("classification")
+    assert MLP(init_scale=1e-9).checked("regression").init_scale == 1e-9
+    with pytest.raises(ConfigError, match="must be > 0"):
+        MLP(init_scale=0.0).checked("regression")
