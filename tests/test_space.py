@@ -75,3 +75,58 @@ def test_values_are_shown_to_four_significant_digits():
     from purelearn.search.space import format_value
 
     assert format_value(0.000123456) == "0.0001235" and format_value(3) == "3" and format_value("tanh") == "tanh"
+
+
+# knob: (a form at its hard bounds, one past the low bound, one past the high bound or None)
+MEANINGS = {
+    "train.lr": ("uniform(0, 10)", "uniform(-1, 1)", None),
+    "train.momentum": ("uniform(0, 0.999)", "uniform(-0.1, 0.5)", "uniform(0, 1)"),
+    "train.l1": ("uniform(0, 1)", "uniform(-1, 1)", None),
+    "train.l2": ("uniform(0, 1)", "uniform(-1, 1)", None),
+    "train.sparsity_coef": ("uniform(0, 1)", "uniform(-1, 1)", None),
+    "train.sparsity_target": ("uniform(1e-6, 0.999999)", "uniform(0, 0.5)", "uniform(0.1, 1)"),
+    "train.batch_size": ("intuniform(1, 64)", "intuniform(0, 64)", None),
+    "train.patience": ("intuniform(1, 100)", "intuniform(0, 100)", None),
+    "train.tau": ("uniform(1, 100)", "uniform(0.5, 100)", None),
+    "train.alpha": ("uniform(1e-6, 2)", "uniform(0, 2)", None),
+    "train.improvement": ("uniform(0, 0.999)", "uniform(-0.1, 0.5)", "uniform(0, 1)"),
+    "train.adaptive_tau": ("uniform(0, 0.999)", "uniform(-0.1, 0.5)", "uniform(0, 1)"),
+    "model.layers": ("intuniform(1, 4)", "intuniform(0, 4)", None),
+    "model.units": ("intuniform(1, 4)", "intuniform(0, 4)", None),
+    "model.units_2": ("intuniform(1, 4)", "intuniform(0, 4)", None),
+    "model.init_scale": ("uniform(1e-6, 2)", "uniform(0, 2)", None),
+    "data.valid": ("uniform(0.01, 0.9)", "uniform(0.005, 0.5)", "uniform(0.1, 0.95)"),
+    "data.test": ("uniform(0, 0.9)", "uniform(-0.1, 0.5)", "uniform(0.1, 0.95)"),
+}
+
+
+@pytest.mark.parametrize("knob", MEANINGS)
+def test_a_knob_whose_meaning_bounds_it_is_searched_within_those_bounds(knob):
+    from purelearn.search import parse_dimension
+
+    inside, below, above = MEANINGS[knob]
+    parse_dimension(knob, inside)
+    for form in (below, above):
+        if form is not None:
+            with pytest.raises(ConfigError, match="hard bounds"):
+                parse_dimension(knob, form)
+    assert parse_dimension("other.knob", "uniform(-5, 5)").hard == (-math.inf, math.inf)   # no meaning known
+
+
+def test_a_knob_form_takes_two_numbers_and_reads_true_and_false():
+    from purelearn.search import parse_dimension
+
+    for bad in ("uniform(1)", 'uniform("a", 2)', "uniform(true, 2)", "uniform(1, 2, 3)"):
+        with pytest.raises(ConfigError, match="two numbers"):
+            parse_dimension("x", bad)
+    with pytest.raises(ConfigError, match="takes no argument 'weights'; allowed: hard"):
+        parse_dimension("x", "uniform(0, 1, weights=[1])")
+    assert parse_dimension("x", "choice(true, false, True, False)").values == (True, False, True, False)
+
+
+def test_an_empty_search_space_is_refused():
+    from purelearn.search import parse_space
+
+    for bad in ({}, [], "train.lr"):
+        with pytest.raises(ConfigError, match="missing or empty"):
+            parse_space(bad)
