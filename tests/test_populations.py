@@ -8,13 +8,13 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import purelearn as pl
 from purelearn.cli import main
 from purelearn.config import load_config
-import torch
-
 from purelearn.execute.schedule import BATCH_GAIN, MAX_POPULATION, Calibration, batch_size, calibrate, choose
 from purelearn.search import parse_space
 from purelearn import MLP, Member, Training, fit
@@ -218,7 +218,6 @@ def test_the_calibration_times_the_populations_a_batch_would_form(digits):
 
 def _drawn(cfg, space, size):
     """The members ``calibrate`` draws from the space (the same seeds)."""
-    import numpy as np
     from purelearn.execute.objective import apply_params
 
     return [check_member(apply_params(cfg, space.sample(np.random.default_rng([0, 99, i])), i).member(),

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from purelearn.errors import ConfigError
-from purelearn.search import Choice, Fixed, IntLogUniform, IntUniform, Uniform
+from purelearn.search import Choice, Fixed, IntLogUniform, IntUniform, Uniform, parse_dimension, parse_space
+from purelearn.search.space import format_value
 
 
 @pytest.mark.parametrize("make, message", [
@@ -72,8 +73,6 @@ def test_a_fixed_knob_is_its_one_value():
 
 
 def test_values_are_shown_to_four_significant_digits():
-    from purelearn.search.space import format_value
-
     assert format_value(0.000123456) == "0.0001235" and format_value(3) == "3" and format_value("tanh") == "tanh"
 
 
@@ -102,8 +101,6 @@ MEANINGS = {
 
 @pytest.mark.parametrize("knob", MEANINGS)
 def test_a_knob_whose_meaning_bounds_it_is_searched_within_those_bounds(knob):
-    from purelearn.search import parse_dimension
-
     inside, below, above = MEANINGS[knob]
     parse_dimension(knob, inside)
     for form in (below, above):
@@ -114,8 +111,6 @@ def test_a_knob_whose_meaning_bounds_it_is_searched_within_those_bounds(knob):
 
 
 def test_a_knob_form_takes_two_numbers_and_reads_true_and_false():
-    from purelearn.search import parse_dimension
-
     for bad in ("uniform(1)", 'uniform("a", 2)', "uniform(true, 2)", "uniform(1, 2, 3)"):
         with pytest.raises(ConfigError, match="two numbers"):
             parse_dimension("x", bad)
@@ -125,8 +120,6 @@ def test_a_knob_form_takes_two_numbers_and_reads_true_and_false():
 
 
 def test_an_empty_search_space_is_refused():
-    from purelearn.search import parse_space
-
     for bad in ({}, [], "train.lr"):
         with pytest.raises(ConfigError, match="missing or empty"):
             parse_space(bad)
