@@ -93,3 +93,45 @@ class HearsNews:
         pruner.catch_up()                  # and what came after
         for number, _, _ in jobs:
             yield number, Outcome("complete", float(len(pruner.history)))
+
+
+class SharesValues:
+    """A batch objective whose one trial shares a value at 100 examples (its trial number as a
+    tenth), then waits (up to 20 s) until its pruner has heard of ``wanted`` trials training
+    elsewhere, and returns the values heard as one number (their sum)."""
+
+    def __init__(self, wanted: int):
+        self.wanted = wanted
+
+    def prepare(self):
+        pass
+
+    def run_batch(self, jobs, pruning=None):
+        import time
+
+        import numpy as np
+
+        from purelearn.execute.objective import Outcome
+        from purelearn.search.pruning import Pruner
+
+        pruner = Pruner(*pruning)
+        (number, _, _), = jobs
+        pruner.judge(100, 0, np.array([number / 10]), epoch=100, who=[number])
+        deadline = time.monotonic() + 20
+        while len(pruner.running) < self.wanted and time.monotonic() < deadline:
+            pruner.catch_up()
+            time.sleep(0.01)
+        yield number, Outcome("complete", sum(best[-1] for _, best in pruner.running.values()))
+
+
+def reports_late_if_hopeless(params, report):
+    """Trial x = 0.1 reports 0.1 at once and finishes a second later; trial x = 0.9 reports 0.9
+    after half a second, while the first still trains, then would report 10 times more."""
+    import time
+
+    if params["x"] > 0.5:
+        time.sleep(0.5)
+    for i in range(1, 11):
+        report(100 * i, params["x"])
+        time.sleep(0.1)
+    return params["x"]

@@ -5,6 +5,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,7 @@ from purelearn.execute.driver import decide_pruning
 from purelearn.execute.objective import ConfigObjective
 from purelearn.nn import MLP
 from purelearn.search import make_strategy, parse_space
-from purelearn.search.pruning import Pruner, Pruning, best_by, points
+from purelearn.search.pruning import Pruner, Pruning, best_by, note_points, points
 from purelearn.train.fit import fit_iter
 
 
@@ -465,3 +466,87 @@ def test_a_worker_hears_of_trials_finished_elsewhere_while_its_batch_trains():
         assert number == 8 and outcome.value == 4.0
     finally:
         pool.close()
+
+
+def test_trials_training_elsewhere_count_at_the_points_they_reached():
+    finished = [points(curve((100, 0.2), (200, 0.2), (300, 0.2)))]
+    running = {5: ([100, 200], [0.6, 0.5]), 6: ([100], [0.1])}
+    halving = Pruning("successive-halving", min_examples=200, reduction=2)
+    # at the rung of 200: 0.2 finished, 0.5 still training elsewhere; 6 did not get there
+    assert Pruner(halving, finished, running).judge(200, 100, np.array([0.4]), epoch=1)[0] is not None
+    assert "of 3 trials" in Pruner(halving, finished, running).judge(200, 100, np.array([0.4]), epoch=1)[0]
+    assert Pruner(halving, finished).judge(200, 100, np.array([0.4]), epoch=1)[0] is not None
+    assert Pruner(halving, [], running).judge(200, 100, np.array([0.4]), epoch=1) == [None]     # 0.4 < 0.5
+    assert Pruner(halving, [], running).judge(200, 100, np.array([0.55]), epoch=1)[0] is not None
+    # the median: 0.6 and 0.1 at 100 elsewhere, with two others wanted
+    median = Pruning("median", min_examples=100, min_trials=2)
+    assert Pruner(median, [], running).judge(100, 0, np.array([0.4]), epoch=1)[0] is not None      # > 0.35
+    assert Pruner(median, [], running).judge(100, 0, np.array([0.3]), epoch=1) == [None]
+    assert Pruner(median, [], running).judge(200, 100, np.array([0.9]), epoch=1) == [None]          # one got there
+    # trials training elsewhere are not finished ones: a stopped peer still stands in for those
+    assert "of 2 other" in Pruner(median, [], running).judge(200, 100, np.array([0.9]), epoch=1, stopped=[0.7])[0]
+    assert Pruner(median, finished * 2, running).judge(200, 100, np.array([0.3]), epoch=1, stopped=[0.7])[0] is not None
+
+
+def test_what_a_pruner_hears_a_finished_curve_supersedes_the_values_so_far():
+    news = [[("points", 100, [(3, 0.5), (4, 0.7)])], [("points", 200, [(3, 0.4)])],
+            [("curve", 3, points(curve((100, 0.5), (200, 0.4), (300, 0.35))))], []]
+    shared = []
+    pruner = Pruner(Pruning("successive-halving", min_examples=100), news=lambda: news.pop(0),
+                    share=lambda examples, values: shared.append((examples, values)))
+    pruner.judge(100, 0, np.array([0.6, 0.8]), epoch=1, who=[7, None])
+    assert pruner.running == {3: ([100], [0.5]), 4: ([100], [0.7])} and pruner.history == []
+    assert shared == [(100, [(7, 0.6)])]              # a member without a trial number is not shared
+    pruner.judge(200, 100, np.array([0.6]), epoch=1)
+    assert pruner.running[3] == ([100, 200], [0.5, 0.4]) and len(shared) == 1    # no numbers: nothing shared
+    pruner.judge(300, 200, np.array([0.6]), epoch=1)
+    assert 3 not in pruner.running and len(pruner.history) == 1 and pruner._others(200) == ([0.4], [])
+    # a trial heard of again from fewer examples was started again: its curve starts over
+    running = {4: ([100, 200], [0.7, 0.6])}
+    note_points(running, 100, [(4, 0.9), (5, 0.3)])
+    note_points(running, 200, [(5, 0.2)])
+    assert running == {4: ([100], [0.9]), 5: ([100, 200], [0.3, 0.2])}
+
+
+def test_workers_hear_of_each_others_trials_while_they_train():
+    import os
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import objectives
+
+    from purelearn.execute.workers import ProcessPool
+
+    pool = ProcessPool(objectives.SharesValues(wanted=1), workers=2)
+    try:
+        pool.submit([(3, {}, 0)], (Pruning("median"), []))
+        pool.submit([(4, {}, 0)], (Pruning("median"), []))
+        heard = dict(pool.wait() + pool.wait())
+        assert heard[3].value == pytest.approx(0.4) and heard[4].value == pytest.approx(0.3)   # each the other's
+        assert pool.running == {}                   # both finished: their curves are the driver's now
+        # a batch handed out while another trains hears what that one reached so far
+        pool.submit([(5, {}, 0)], (Pruning("median"), []))
+        deadline = time.monotonic() + 20
+        busy = next(i for i, job in pool.jobs.items() if job is not None)
+        while not pool.running and time.monotonic() < deadline:
+            pool._collect(busy)
+            time.sleep(0.01)
+        assert pool.running == {5: ([100], [0.5])}
+        pool.submit([(6, {}, 0)], (Pruning("median"), []))
+        heard = dict(pool.wait() + pool.wait())
+        assert heard[6].value == pytest.approx(0.5) and heard[5].value == pytest.approx(0.6)
+    finally:
+        pool.close()
+
+
+def test_two_trials_training_together_are_compared_before_either_finishes():
+    import os
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import objectives
+
+    halving = Pruning("successive-halving", min_examples=100, reduction=2)
+    study = tune(objectives.reports_late_if_hopeless, {"x": "choice(0.1, 0.9)"}, strategy="grid", trials=2,
+                 workers=2, prune=halving)
+    late = next(t for t in study.trials if t.params["x"] == 0.9)
+    assert late.status == "pruned" and len(late.curve) == 1 and "of 2 trials" in late.error
+    assert next(t for t in study.trials if t.params["x"] == 0.1).status == "complete"

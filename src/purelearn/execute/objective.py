@@ -283,7 +283,8 @@ class ConfigObjective:
         elif isinstance(first.splits, list):
             yield from self._folds(group)
         else:
-            for j, result in fit_iter(first.splits, [job.member for _, job in group],
+            members = [replace(job.member, trial=number) for number, job in group]   # named to other workers
+            for j, result in fit_iter(first.splits, members,
                                       data=_data(first.key, first.splits), memory_limit=self.memory_limit,
                                       pruner=pruner):
                 yield j, _outcome(result)
@@ -347,7 +348,7 @@ class FunctionObjective:
         """A function's trials don't batch: each is a group of its own."""
         return [[i] for i in range(len(jobs))]
 
-    def __call__(self, params: dict, seed: int, pruner=None) -> Outcome:
+    def __call__(self, params: dict, seed: int, pruner=None, number: int | None = None) -> Outcome:
         """One trial. With a ``pruner``, each ``report`` is judged against the study's other
         trials at the same examples seen (the warm-up by default: the first report) and raises
         ``search.pruning.Pruned`` when the rule stops the trial."""
@@ -361,7 +362,7 @@ class FunctionObjective:
             if pruner is not None:
                 seen, best = points(curve)
                 previous = int(seen[-2]) if len(seen) > 1 else 0
-                verdict, = pruner.judge(int(seen[-1]), previous, best[-1:], epoch=int(seen[0]))
+                verdict, = pruner.judge(int(seen[-1]), previous, best[-1:], epoch=int(seen[0]), who=[number])
                 if verdict is not None:
                     raise Pruned(verdict)
 
@@ -379,14 +380,14 @@ class FunctionObjective:
 
         pruner = Pruner(*pruning) if pruning is not None and pruning[0].active else None
         for number, params, seed in jobs:      # one per batch: the driver's curves are the history
-            yield number, run_trial(self, params, seed, pruner)
+            yield number, run_trial(self, params, seed, pruner, number)
 
 
-def run_trial(objective, params: dict, seed: int, pruner=None) -> Outcome:
+def run_trial(objective, params: dict, seed: int, pruner=None, number: int | None = None) -> Outcome:
     """Run one trial, turning any exception into a failed outcome with its message."""
     start = time.perf_counter()
     try:
-        return objective(params, seed, pruner)
+        return objective(params, seed, pruner, number)
     except PurelearnError as e:
         return Outcome("failed", error=f"{type(e).__name__}: {e}")
     except Exception as e:  # a trial's crash must not end the study (footnote 27)

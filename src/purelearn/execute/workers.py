@@ -22,6 +22,7 @@ from multiprocessing.connection import wait
 
 from ..errors import PurelearnError
 from ..forking import close_in_children
+from ..search.pruning import note_points
 from .objective import Outcome
 
 
@@ -104,11 +105,11 @@ def _worker(objective, conn, threads: int, driver: int) -> None:
     try:
         objective.prepare()
         while (job := conn.recv()) is not None:
-            if job[0] == "curve":        # news for a batch that has ended: the next one's history has it
+            if job[0] in ("curve", "points"):   # news for a batch that has ended: the next one has it
                 continue
             batch_id, batch, pruning = job
             if pruning is not None:
-                pruning = (*pruning, _news(conn, batch_id))
+                pruning = (*pruning, _news(conn, batch_id), _share(conn, batch_id))
             try:
                 for number, outcome in objective.run_batch(batch, pruning):
                     conn.send(("result", batch_id, number, outcome))
@@ -121,17 +122,26 @@ def _worker(objective, conn, threads: int, driver: int) -> None:
 
 
 def _news(conn, batch_id: int):
-    """What a worker's pruner calls to hear of the trials that finished in other workers since
-    its batch was handed out: the curves the driver sent meanwhile. While a batch runs, the
-    driver sends nothing else (a worker gets its next batch only after its last result)."""
+    """What a worker's pruner calls to hear what other workers' trials did since its batch was
+    handed out: the curves of those that finished and the values of those that validated, as
+    the driver passed them on. While a batch runs, the driver sends nothing else (a worker gets
+    its next batch only after its last result)."""
     def news():
         heard = []
         while conn.poll():
-            kind, batch, curve = conn.recv()
-            if kind == "curve" and batch == batch_id:
-                heard.append(curve)
+            kind, batch, *rest = conn.recv()
+            if batch == batch_id:
+                heard.append((kind, *rest))
         return heard
     return news
+
+
+def _share(conn, batch_id: int):
+    """What a worker's pruner calls with its members' values as they validate: sent to the
+    driver, which passes them on to the workers pruning other batches."""
+    def share(examples: int, values: list) -> None:
+        conn.send(("points", batch_id, examples, values))
+    return share
 
 
 SPAWN = mp.get_context("spawn")
@@ -167,6 +177,7 @@ class ProcessPool:
         # per worker: (batch id, numbers of the batch not finished yet), or None when idle
         self.jobs: dict[int, tuple[int, set] | None] = {i: None for i in range(self.workers)}
         self.listening: dict[int, tuple[int, set]] = {}   # per worker whose batch prunes: its id and numbers
+        self.running: dict[int, tuple[list, list]] = {}   # curves so far of the trials that prune, by number
         self.batches = 0
         self.deaths_in_a_row = 0
 
@@ -184,12 +195,14 @@ class ProcessPool:
 
     def submit(self, batch: list[tuple[int, dict, int]], pruning=None) -> str:
         """Hand a batch to a free worker (with what the study's pruning compares its trials
-        with, since a worker never reads the store); returns which worker took it."""
+        with, since a worker never reads the store: the driver's finished curves, and the
+        curves so far of the trials other workers train); returns which worker took it."""
         i = next(i for i, job in self.jobs.items() if job is None)
         self.batches += 1
         self.jobs[i] = (self.batches, {number for number, _, _ in batch})
         if pruning is not None:
             self.listening[i] = (self.batches, {number for number, _, _ in batch})
+            pruning = (*pruning, {n: (list(seen), list(best)) for n, (seen, best) in self.running.items()})
         self.slots[i][1].send((self.batches, batch, pruning))
         return f"worker {i} (pid {self.slots[i][0].pid})"
 
@@ -197,24 +210,30 @@ class ProcessPool:
         """Pass a finished trial's curve to the workers pruning a batch that doesn't hold it (the
         one that does added it itself), so that they judge against it from their next
         validation on, as the driver would."""
+        self._pass_on(number, ("curve", number, curve))
+
+    def _pass_on(self, number: int, message: tuple) -> None:
+        """Send ``message`` (about trial ``number``) to every worker pruning a batch without it."""
         for i, (batch_id, numbers) in self.listening.items():
             if self.jobs[i] is not None and self.jobs[i][0] == batch_id and number not in numbers:
                 try:
-                    self.slots[i][1].send(("curve", batch_id, curve))
+                    self.slots[i][1].send((message[0], batch_id, *message[1:]))
                 except (BrokenPipeError, OSError):
                     pass                  # that worker died: its trials come back interrupted
 
     def wait(self) -> list[tuple[int, Outcome]]:
-        """Block until some trial ends; a dead worker's unfinished trials come back failed."""
-        busy = [i for i, job in self.jobs.items() if job is not None]
-        if not busy:
-            return []
-        handles = {self.slots[i][1]: i for i in busy} | {self.slots[i][0].sentinel: i for i in busy}
+        """Block until some trial ends, passing on the values of trials that validated
+        meanwhile; a dead worker's unfinished trials come back failed."""
         done = []
-        for ready in wait(list(handles)):
-            i = handles[ready]
-            if self.jobs[i] is not None:
-                done.extend(self._collect(i))
+        while not done:
+            busy = [i for i, job in self.jobs.items() if job is not None]
+            if not busy:
+                return []
+            handles = {self.slots[i][1]: i for i in busy} | {self.slots[i][0].sentinel: i for i in busy}
+            for ready in wait(list(handles)):
+                i = handles[ready]
+                if self.jobs[i] is not None:
+                    done.extend(self._collect(i))
         return done
 
     def _collect(self, i: int) -> list[tuple[int, Outcome]]:
@@ -227,8 +246,14 @@ class ProcessPool:
                 current, unfinished = self.jobs[i]
                 if batch_id != current:
                     continue
-                if kind == "result":
+                if kind == "points":
+                    examples, values = rest
+                    note_points(self.running, examples, values)
+                    if values:                         # all of one batch: pass them on as one message
+                        self._pass_on(values[0][0], ("points", examples, values))
+                elif kind == "result":
                     unfinished.discard(rest[0])
+                    self.running.pop(rest[0], None)
                     out.append((rest[0], rest[1]))
                 else:
                     out += [(n, Outcome("failed", error=rest[0])) for n in sorted(unfinished)]
@@ -242,6 +267,8 @@ class ProcessPool:
             proc.join()
             out += [(n, Outcome("interrupted", error=f"its worker process died ({_death(proc.exitcode)})"))
                     for n in sorted(self.jobs[i][1])]
+            for n in self.jobs[i][1]:
+                self.running.pop(n, None)
             self.jobs[i] = None
             close_in_children(conn.fileno(), close=False)
             conn.close()

@@ -22,8 +22,12 @@ equal epochs or seconds (a trial with a larger minibatch or a slower network is 
 
 A trial's value "by e examples" is its best validation error over its validations up to its
 first one at or after e; the trials of one population validate at the same points, so there
-the comparison is exact. The verdicts depend only on the curves a :class:`Pruner` was given
-and the values it is asked about, in that order: a test can fix them.
+the comparison is exact. Trials still training in other processes count as a population's
+peers do, at the points they reached: each process shares its members' values as they
+validate, through the driver. Two trials started together in two workers are then compared
+from the first rung on, as they would be in one population, not only once one has finished
+(the second to reach a rung, worse, stops there, as in Optuna's halving). The verdicts depend only on the curves a :class:`Pruner` was given and heard
+of and the values it is asked about, in that order: a test can fix them.
 """
 
 from __future__ import annotations
@@ -86,6 +90,18 @@ def points(curve: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return seen, np.minimum.accumulate(errors) if len(errors) else errors
 
 
+def note_points(running: dict, examples: int, values) -> None:
+    """Extend the curves so far ``running`` (trial number -> (examples seen, best so far)
+    lists) with each trial's best error by ``examples``; a trial heard of again from fewer
+    examples was started again (its worker died) and its curve starts over."""
+    for number, best in values:
+        curve = running.get(number)
+        if curve is None or examples <= curve[0][-1]:
+            curve = running[number] = ([], [])
+        curve[0].append(examples)
+        curve[1].append(best)
+
+
 def best_by(curve: tuple, examples: int) -> float | None:
     """The best validation error by the first validation at or after ``examples`` (None: the
     curve never got there)."""
@@ -96,20 +112,33 @@ def best_by(curve: tuple, examples: int) -> float | None:
 
 class Pruner:
     """The verdicts of one rule in one process: ``history`` holds the curves of trials that
-    finished (the driver's, sent with the batch, and those trained here since, via ``add``);
-    ``judge`` is asked about the members of a population that validated at the same point."""
+    finished (the driver's, sent with the batch, and those trained here since, via ``add``),
+    ``running`` the curves so far of trials training in other processes; ``judge`` is asked
+    about the members of a population that validated at the same point."""
 
-    def __init__(self, pruning: Pruning, history=(), news=None):
+    def __init__(self, pruning: Pruning, history=(), running=None, news=None, share=None):
         """``history``: finished trials as (examples seen, best so far) pairs or curves;
-        ``news``: a callable giving the pairs of trials that finished elsewhere since (a worker
-        hears of them from the driver while it trains), or None."""
-        self.pruning, self.news = pruning, news
+        ``running``: trial number -> (examples seen, best so far) lists of trials training
+        elsewhere; ``news``: a callable giving what was heard from elsewhere since, as
+        ("curve", number, pair) for a trial that finished and ("points", examples, [(number,
+        best)]) for trials that validated (a worker hears it from the driver while it trains),
+        or None; ``share``: a callable taking (examples, [(number, best)]) for this process's
+        members as they are judged, or None when no other process listens."""
+        self.pruning, self.news, self.share = pruning, news, share
         self.history = [c if isinstance(c, tuple) else points(c) for c in history]
+        self.running = {n: (list(seen), list(best)) for n, (seen, best) in (running or {}).items()}
 
     def catch_up(self) -> None:
-        """Add what finished elsewhere since the last verdict."""
-        if self.news is not None:
-            self.history.extend(self.news())
+        """Add what was heard from elsewhere since the last verdict."""
+        if self.news is None:
+            return
+        for kind, *rest in self.news():
+            if kind == "curve":
+                number, pair = rest
+                self.running.pop(number, None)          # its whole curve supersedes what it reached
+                self.history.append(pair)
+            else:
+                note_points(self.running, *rest)
 
     def add(self, curve: list[dict]) -> None:
         """A finished trial's curve joins what later trials are compared with."""
@@ -119,27 +148,36 @@ class Pruner:
     def start(self, epoch: int) -> int:
         return self.pruning.min_examples or epoch
 
-    def judge(self, examples: int, previous: int, best: np.ndarray, epoch: int, stopped=()) -> list[str | None]:
+    def judge(self, examples: int, previous: int, best: np.ndarray, epoch: int, stopped=(),
+              who=None) -> list[str | None]:
         """For members that all validated after ``examples`` seen (the one before at
         ``previous``), with best validation errors so far ``best``: why each stops now (None:
         it goes on). ``epoch``: their training examples, the default warm-up. ``stopped``: the
-        best errors of their peers that this rule stopped earlier."""
+        best errors of their peers that this rule stopped earlier. ``who``: their trial
+        numbers, to share their values with other processes (None: not shared)."""
         self.catch_up()
         rule, start = self.pruning.rule, self.start(epoch)
         if rule == "median" and examples >= start:
-            return self._median(examples, best, [float(v) for v in stopped])
-        if rule == "successive-halving" and examples >= start:
-            return self._halving(examples, previous, best, start)
-        return [None] * len(best)
+            verdicts = self._median(examples, best, [float(v) for v in stopped])
+        elif rule == "successive-halving" and examples >= start:
+            verdicts = self._halving(examples, previous, best, start)
+        else:
+            verdicts = [None] * len(best)
+        if self.share is not None and who is not None:
+            self.share(examples, [(n, float(v)) for n, v in zip(who, best) if n is not None])
+        return verdicts
 
-    def _others(self, at: int) -> list[float]:
-        """The finished trials' best errors by ``at``, of those that got there."""
-        values = (best_by(c, at) for c in self.history)
-        return [v for v in values if v is not None]
+    def _others(self, at: int) -> tuple[list[float], list[float]]:
+        """The best errors by ``at`` of the finished trials and of those training elsewhere,
+        of those that got there."""
+        def reached(curves):
+            return [v for v in (best_by(c, at) for c in curves) if v is not None]
+        return reached(self.history), reached(self.running.values())
 
     def _median(self, examples: int, best: np.ndarray, stopped: list[float]) -> list[str | None]:
-        known = self._others(examples)
-        if len(known) < self.pruning.min_trials:     # the stopped peers stand in for a thin history
+        finished, elsewhere = self._others(examples)
+        known = finished + elsewhere
+        if len(finished) < self.pruning.min_trials:     # the stopped peers stand in for a thin history
             known += stopped
         verdicts = []
         for j, value in enumerate(best):
@@ -159,7 +197,7 @@ class Pruner:
         rung = start
         while rung <= examples:     # every rung crossed since the last validation (several if sparse)
             if rung > previous:
-                competing = sorted(self._others(rung) + [float(v) for v in best])
+                competing = sorted(sum(self._others(rung), []) + [float(v) for v in best])
                 bar = competing[max(len(competing) // r - 1, 0)]
                 for j, value in enumerate(best):
                     if verdicts[j] is None and value > bar:

@@ -137,12 +137,14 @@ class Member:
     start: the member's initial parameters (its family's names and shapes, e.g. a result's
     ``params``, or a pre-trained level's), instead of drawing them from the seed. fold: which
     of the training data's cross-validation folds it trains on and validates with, when its
-    population's data holds several (``Data`` of a list of splits)."""
+    population's data holds several (``Data`` of a list of splits). trial: the number of the
+    study's trial it trains, if any: how a pruner names its values to other processes."""
 
     model: MLP = MLP()
     train: Training = Training()
     start: dict | None = field(default=None, compare=False, repr=False)
     fold: int = 0
+    trial: int | None = field(default=None, compare=False, repr=False)
 
 
 TRAINING_KEYS = tuple(f.name for f in fields(Training))

@@ -463,7 +463,8 @@ class Population:
         earlier count at their lowest."""
         ids = self.alive[pos]
         stopped = self.lowest[[i for i, why in enumerate(self.stopped) if why == "pruned"]]
-        verdicts = self.pruner.judge(examples, self.validated_at, self.lowest[ids], self.data.n_train, stopped)
+        verdicts = self.pruner.judge(examples, self.validated_at, self.lowest[ids], self.data.n_train, stopped,
+                                     who=[self.members[i].trial for i in ids])
         self.validated_at = examples
         for j, verdict in enumerate(verdicts):
             if verdict is not None and reasons[j] is None and not ending[j]:
