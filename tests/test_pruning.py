@@ -482,10 +482,16 @@ def test_trials_training_elsewhere_count_at_the_points_they_reached():
     median = Pruning("median", min_examples=100, min_trials=2)
     assert Pruner(median, [], running).judge(100, 0, np.array([0.4]), epoch=1)[0] is not None      # > 0.35
     assert Pruner(median, [], running).judge(100, 0, np.array([0.3]), epoch=1) == [None]
-    assert Pruner(median, [], running).judge(200, 100, np.array([0.9]), epoch=1) == [None]          # one got there
-    # trials training elsewhere are not finished ones: a stopped peer still stands in for those
-    assert "of 2 other" in Pruner(median, [], running).judge(200, 100, np.array([0.9]), epoch=1, stopped=[0.7])[0]
+    # at 200 only 5 got there; 6 stands in at its best so far (it can only fall by 200), as a
+    # stopped peer does, while fewer finished trials than the rule needs got there
+    assert "of 2 other" in Pruner(median, [], running).judge(200, 100, np.array([0.9]), epoch=1)[0]   # > 0.3
+    assert Pruner(median, [], running).judge(200, 100, np.array([0.25]), epoch=1) == [None]
+    assert "of 3 other" in Pruner(median, [], running).judge(200, 100, np.array([0.6]), epoch=1, stopped=[0.7])[0]
+    assert Pruner(median, [], {5: running[5]}).judge(200, 100, np.array([0.9]), epoch=1) == [None]    # one other
+    # two finished trials got there: they, and the trials elsewhere that got there, set the bar
     assert Pruner(median, finished * 2, running).judge(200, 100, np.array([0.3]), epoch=1, stopped=[0.7])[0] is not None
+    two = finished + [points(curve((100, 0.4), (200, 0.4)))]
+    assert Pruner(median, two, {6: ([100], [0.9])}).judge(200, 100, np.array([0.35]), epoch=1)[0] is not None
 
 
 def test_what_a_pruner_hears_a_finished_curve_supersedes_the_values_so_far():

@@ -11,11 +11,15 @@ equal epochs or seconds (a trial with a larger minibatch or a slower network is 
   (a trial pruned earlier did not: as Optuna's median compares with complete trials, so the bar
   is what the trials still training at that point reach). A trial's population peers count too.
   While fewer than ``min_trials`` finished trials got to a point, a peer pruned earlier counts
-  there at its best when it stopped: it stands in for the finished trials the study does not
-  have yet, since without it members training together would be judged only against each
-  other, and half of them pruned again at every validation. Once enough finished trials got
-  there, they and the peers still training set the bar: the least hopeless of a population of
-  hopeless members is no longer kept going by the others' low marks.
+  there at its best when it stopped, and a trial training elsewhere that has not got there yet
+  at its best so far: they stand in for the finished trials the study does not have yet. A
+  best so far only falls, so each stands in at no less than it had, or will have, there, and
+  the bar they make is no lower than the one the trials reaching the point will set. Without
+  them, members training together would be judged only against each other (half of them
+  pruned again at every validation), and a batch of trials started together would train
+  unjudged until enough of them finished. Once enough finished trials got there, they and the
+  trials still training set the bar: the least hopeless of a population of hopeless members is
+  no longer kept going by the others' low marks.
 - ``successive-halving``: rungs at ``min_examples`` x reduction^k examples; a trial reaching
   a rung goes on only if its best so far is among the best 1/reduction of every trial that
   reached that rung, itself included (asynchronous: the first at a rung always goes on).
@@ -174,11 +178,15 @@ class Pruner:
             return [v for v in (best_by(c, at) for c in curves) if v is not None]
         return reached(self.history), reached(self.running.values())
 
+    def _behind(self, at: int) -> list[float]:
+        """The best errors so far of the trials training elsewhere that have not got to ``at``."""
+        return [best[-1] for seen, best in self.running.values() if seen and seen[-1] < at]
+
     def _median(self, examples: int, best: np.ndarray, stopped: list[float]) -> list[str | None]:
         finished, elsewhere = self._others(examples)
         known = finished + elsewhere
-        if len(finished) < self.pruning.min_trials:     # the stopped peers stand in for a thin history
-            known += stopped
+        if len(finished) < self.pruning.min_trials:     # upper bounds stand in for a thin history
+            known += stopped + self._behind(examples)
         verdicts = []
         for j, value in enumerate(best):
             others = known + [float(v) for k, v in enumerate(best) if k != j]
