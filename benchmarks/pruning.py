@@ -203,8 +203,9 @@ def _table(runs: dict) -> None:
               f"{statistics.median(got) if got else float('nan'):.1f} | {len(got)}/{repeats} | "
               f"{statistics.median(common) if common else float('nan'):.1f} ({len(common)}/{repeats}) | "
               f"{statistics.median(x['pruned'] for x in runs[kind]):.0f} |", flush=True)
-    print("runs: " + json.dumps({k: [{key: x[key] for key in ("total", "best", "pruned")} for x in v]
-                                 for k, v in runs.items()}), flush=True)
+    print("runs: " + json.dumps({k: [{key: x[key] for key in ("total", "best", "pruned")}
+                                     | {"to_target": reached(x["trace"], targets[r]), "to_both": reached(x["trace"], both[r])}
+                                     for r, x in enumerate(v)] for k, v in runs.items()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -248,9 +248,8 @@ class ProcessPool:
                     continue
                 if kind == "points":
                     examples, values = rest
-                    note_points(self.running, examples, values)
-                    if values:                         # all of one batch: pass them on as one message
-                        self._pass_on(values[0][0], ("points", examples, values))
+                    note_points(self.running, examples, values)      # all of one batch: one message
+                    self._pass_on(values[0][0], ("points", examples, values))
                 elif kind == "result":
                     unfinished.discard(rest[0])
                     self.running.pop(rest[0], None)

@@ -30,8 +30,9 @@ the comparison is exact. Trials still training in other processes count as a pop
 peers do, at the points they reached: each process shares its members' values as they
 validate, through the driver. Two trials started together in two workers are then compared
 from the first rung on, as they would be in one population, not only once one has finished
-(the second to reach a rung, worse, stops there, as in Optuna's halving). The verdicts depend only on the curves a :class:`Pruner` was given and heard
-of and the values it is asked about, in that order: a test can fix them.
+(the second to reach a rung, worse, stops there, as in Optuna's halving). The verdicts depend
+only on the curves a :class:`Pruner` was given and heard of and the values it is asked about,
+in that order: a test can fix them.
 """
 
 from __future__ import annotations
@@ -167,8 +168,9 @@ class Pruner:
             verdicts = self._halving(examples, previous, best, start)
         else:
             verdicts = [None] * len(best)
-        if self.share is not None and who is not None:
-            self.share(examples, [(n, float(v)) for n, v in zip(who, best) if n is not None])
+        named = [(n, float(v)) for n, v in zip(who or (), best) if n is not None]
+        if self.share is not None and named:
+            self.share(examples, named)
         return verdicts
 
     def _others(self, at: int) -> tuple[list[float], list[float]]:
@@ -180,7 +182,7 @@ class Pruner:
 
     def _behind(self, at: int) -> list[float]:
         """The best errors so far of the trials training elsewhere that have not got to ``at``."""
-        return [best[-1] for seen, best in self.running.values() if seen and seen[-1] < at]
+        return [best[-1] for seen, best in self.running.values() if seen[-1] < at]
 
     def _median(self, examples: int, best: np.ndarray, stopped: list[float]) -> list[str | None]:
         finished, elsewhere = self._others(examples)
