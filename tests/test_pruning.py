@@ -512,6 +512,8 @@ def test_what_a_pruner_hears_a_finished_curve_supersedes_the_values_so_far():
     note_points(running, 100, [(4, 0.9), (5, 0.3)])
     note_points(running, 200, [(5, 0.2)])
     assert running == {4: ([100], [0.9]), 5: ([100, 200], [0.3, 0.2])}
+    note_points(running, 100, [(4, 0.8)])                 # again from its first validation
+    assert running[4] == ([100], [0.8])
 
 
 def test_workers_hear_of_each_others_trials_while_they_train():
@@ -556,3 +558,18 @@ def test_two_trials_training_together_are_compared_before_either_finishes():
     late = next(t for t in study.trials if t.params["x"] == 0.9)
     assert late.status == "pruned" and len(late.curve) == 1 and "of 2 trials" in late.error
     assert next(t for t in study.trials if t.params["x"] == 0.1).status == "complete"
+
+
+def test_a_config_trial_shares_each_validation_under_its_trial_number():
+    shared = []
+    pruning = (Pruning("successive-halving", min_examples=600), [], {}, lambda: [],
+               lambda examples, values: shared.append((examples, values)))
+    jobs = [(7, {"train.lr": 0.1}, 0), (9, {"train.lr": 0.02}, 1)]
+    outcomes = dict(ConfigObjective(small()).run_batch(jobs, pruning))
+    for number, outcome in outcomes.items():
+        seen, best = points(outcome.curve)
+        heard = [(e, v) for e, values in shared for n, v in values if n == number]
+        expected = [(int(e), pytest.approx(float(b))) for e, b in zip(seen, best)]
+        # all but a last validation at the end of its budget, where its whole curve follows
+        assert heard == expected[:len(heard)] and len(heard) >= max(len(expected) - 1, 2)
+    assert outcomes[9].status == "pruned" and len(outcomes[7].curve) > 3
