@@ -68,15 +68,28 @@ def slow(params, report):
     return params["x"]
 
 
-class HearsNews:
-    """A batch objective whose one trial waits (up to 20 s) until its pruner has heard of
-    ``wanted`` finished trials, then 0.3 s more, and returns how many it heard of."""
+class _Listens:
+    """A batch objective of one trial whose pruner waits (up to 20 s) to hear ``wanted`` things
+    from other workers."""
 
     def __init__(self, wanted: int):
         self.wanted = wanted
 
     def prepare(self):
         pass
+
+    def _wait(self, pruner, heard) -> None:
+        import time
+
+        deadline = time.monotonic() + 20
+        while heard(pruner) < self.wanted and time.monotonic() < deadline:
+            pruner.catch_up()
+            time.sleep(0.01)
+
+
+class HearsNews(_Listens):
+    """Waits until its pruner has heard of ``wanted`` finished trials, then 0.3 s more, and
+    returns how many it heard of."""
 
     def run_batch(self, jobs, pruning=None):
         import time
@@ -85,30 +98,19 @@ class HearsNews:
         from purelearn.search.pruning import Pruner
 
         pruner = Pruner(*pruning)
-        deadline = time.monotonic() + 20
-        while len(pruner.history) < self.wanted and time.monotonic() < deadline:
-            pruner.catch_up()
-            time.sleep(0.01)
+        self._wait(pruner, lambda p: len(p.history))
         time.sleep(0.3)
         pruner.catch_up()                  # and what came after
         for number, _, _ in jobs:
             yield number, Outcome("complete", float(len(pruner.history)))
 
 
-class SharesValues:
-    """A batch objective whose one trial shares a value at 100 examples (its trial number as a
-    tenth), then waits (up to 20 s) until its pruner has heard of ``wanted`` trials training
-    elsewhere, and returns the values heard as one number (their sum)."""
-
-    def __init__(self, wanted: int):
-        self.wanted = wanted
-
-    def prepare(self):
-        pass
+class SharesValues(_Listens):
+    """Shares a value at 100 examples (its trial number as a tenth), waits until its pruner has
+    heard of ``wanted`` trials training elsewhere, and returns the values heard as one number
+    (their sum)."""
 
     def run_batch(self, jobs, pruning=None):
-        import time
-
         import numpy as np
 
         from purelearn.execute.objective import Outcome
@@ -117,10 +119,7 @@ class SharesValues:
         pruner = Pruner(*pruning)
         (number, _, _), = jobs
         pruner.judge(100, 0, np.array([number / 10]), epoch=100, who=[number])
-        deadline = time.monotonic() + 20
-        while len(pruner.running) < self.wanted and time.monotonic() < deadline:
-            pruner.catch_up()
-            time.sleep(0.01)
+        self._wait(pruner, lambda p: len(p.running))
         yield number, Outcome("complete", sum(best[-1] for _, best in pruner.running.values()))
 
 
