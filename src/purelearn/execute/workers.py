@@ -202,7 +202,7 @@ class ProcessPool:
         self.jobs[i] = (self.batches, {number for number, _, _ in batch})
         if pruning is not None:
             self.listening[i] = (self.batches, {number for number, _, _ in batch})
-            pruning = (*pruning, {n: (list(seen), list(best)) for n, (seen, best) in self.running.items()})
+            pruning = (*pruning, self.running)        # pickled as it is sent: a copy of this moment
         self.slots[i][1].send((self.batches, batch, pruning))
         return f"worker {i} (pid {self.slots[i][0].pid})"
 
@@ -210,14 +210,14 @@ class ProcessPool:
         """Pass a finished trial's curve to the workers pruning a batch that doesn't hold it (the
         one that does added it itself), so that they judge against it from their next
         validation on, as the driver would."""
-        self._pass_on(number, ("curve", number, curve))
+        self._pass_on(number, "curve", number, curve)
 
-    def _pass_on(self, number: int, message: tuple) -> None:
-        """Send ``message`` (about trial ``number``) to every worker pruning a batch without it."""
+    def _pass_on(self, number: int, kind: str, *news) -> None:
+        """Send news of trial ``number`` to every worker pruning a batch without it."""
         for i, (batch_id, numbers) in self.listening.items():
             if self.jobs[i] is not None and self.jobs[i][0] == batch_id and number not in numbers:
                 try:
-                    self.slots[i][1].send((message[0], batch_id, *message[1:]))
+                    self.slots[i][1].send((kind, batch_id, *news))
                 except (BrokenPipeError, OSError):
                     pass                  # that worker died: its trials come back interrupted
 
@@ -249,7 +249,7 @@ class ProcessPool:
                 if kind == "points":
                     examples, values = rest
                     note_points(self.running, examples, values)      # all of one batch: one message
-                    self._pass_on(values[0][0], ("points", examples, values))
+                    self._pass_on(values[0][0], "points", examples, values)
                 elif kind == "result":
                     unfinished.discard(rest[0])
                     self.running.pop(rest[0], None)

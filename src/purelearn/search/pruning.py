@@ -207,7 +207,8 @@ class Pruner:
         rung = start
         while rung <= examples:     # every rung crossed since the last validation (several if sparse)
             if rung > previous:
-                competing = sorted(sum(self._others(rung), []) + [float(v) for v in best])
+                finished, elsewhere = self._others(rung)
+                competing = sorted(finished + elsewhere + [float(v) for v in best])
                 bar = competing[max(len(competing) // r - 1, 0)]
                 for j, value in enumerate(best):
                     if verdicts[j] is None and value > bar:
