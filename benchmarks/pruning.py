@@ -23,9 +23,10 @@ Each side's clock starts with its library imported; purelearn's includes reading
 its store and forking its workers, Optuna's starts with the data in memory and its study created.
 
 For each: the best validation error reached, the total wall time, the wall time to reach the
-best error that Optuna with a pruner reached (the better of its two pruners; "nan" when never
-reached), and the time to reach the better error that both sides' pruned searches reached.
-Medians over ``--repeats`` runs.
+best error that Optuna with a pruner reached (the better of its two pruners), the speed-up to it
+(per repeat: the time Optuna's faster pruner took to it over this run's; 0 when this run never
+reached it), and the time to reach the better error that both sides' pruned searches reached.
+Medians over ``--repeats`` runs, a repeat that never reached a target counted as never.
 
     python benchmarks/pruning.py [digits mnist1d mnist5k] [--repeats 3]
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -182,31 +184,43 @@ def main() -> None:
 
 def _table(runs: dict) -> None:
     # The target, per repeat: the better best of Optuna's two pruned searches. It is Optuna's own
-    # best, so a side whose training of the same configuration ends a validation example higher
-    # never reaches it; "both": the better error that both sides' pruned searches reached.
+    # best: the luckiest of its trainings, so a side whose training of that configuration ends a
+    # validation example higher never reaches it; "both": the better error that both sides'
+    # pruned searches reached. A repeat that never reaches a target counts as never (so a median
+    # is "never" when half the repeats did not reach it), not as a missing value.
     repeats = len(runs[KINDS[0]])
 
     def best(r, side):
         return min(runs[k][r]["best"] for k in KINDS if k.startswith(side) and not k.endswith("none"))
 
+    def times(kind, targets):
+        return [_never(reached(runs[kind][r]["trace"], targets[r])) for r in range(repeats)]
+
     targets = [best(r, "Optuna") for r in range(repeats)]
     both = [max(best(r, "Optuna"), best(r, "purelearn")) for r in range(repeats)]
+    theirs = [min(pair) for pair in zip(*(times(k, targets) for k in KINDS[4:]))]
     print("| run | best valid error (median) | total s (median) | s to reach Optuna-pruned's best (median) "
-          "| reached | s to the best both reached (median) | pruned |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| reached | speed-up to it (median) | s to the best both reached (median) | pruned |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind in KINDS:
-        times = [reached(runs[kind][r]["trace"], targets[r]) for r in range(repeats)]
-        got = [t for t in times if t is not None]
-        common = [t for r in range(repeats) if (t := reached(runs[kind][r]["trace"], both[r])) is not None]
+        to_target, to_both = times(kind, targets), times(kind, both)
+        speedup = statistics.median(t / o for t, o in zip(theirs, to_target))
         print(f"| {kind} | {statistics.median(x['best'] for x in runs[kind]):.4f} | "
-              f"{statistics.median(x['total'] for x in runs[kind]):.1f} | "
-              f"{statistics.median(got) if got else float('nan'):.1f} | {len(got)}/{repeats} | "
-              f"{statistics.median(common) if common else float('nan'):.1f} ({len(common)}/{repeats}) | "
+              f"{statistics.median(x['total'] for x in runs[kind]):.1f} | {_shown(statistics.median(to_target))} | "
+              f"{sum(t < math.inf for t in to_target)}/{repeats} | {speedup:.2f}x | "
+              f"{_shown(statistics.median(to_both))} ({sum(t < math.inf for t in to_both)}/{repeats}) | "
               f"{statistics.median(x['pruned'] for x in runs[kind]):.0f} |", flush=True)
     print("runs: " + json.dumps({k: [{key: x[key] for key in ("total", "best", "pruned")}
                                      | {"to_target": reached(x["trace"], targets[r]), "to_both": reached(x["trace"], both[r])}
                                      for r, x in enumerate(v)] for k, v in runs.items()}), flush=True)
 
+
+def _never(t: float | None) -> float:
+    return math.inf if t is None else t
+
+
+def _shown(t: float) -> str:
+    return "never" if t == math.inf else f"{t:.1f}"
 
 if __name__ == "__main__":
     main()

@@ -77,22 +77,32 @@ def with_ratio(ratio, device, run):
         setattr(fit, name, kept)
 
 
+def _linear(fan_in: int, fan_out: int, g: torch.Generator) -> torch.nn.Linear:
+    """nn.Linear's own initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from the trial's
+    generator: with ``torch.manual_seed`` and the global generator, two trials initializing in two
+    threads at once draw from each other's stream, and a trial's result depends on timing."""
+    layer, bound = torch.nn.Linear(fan_in, fan_out), fan_in ** -0.5
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=g)
+        layer.bias.uniform_(-bound, bound, generator=g)
+    return layer
+
+
 def hand_loop(X, y, Xv, yv, lr, layers, units, epochs, seed, report=None):
     """Plain PyTorch: nn.Linear layers, SGD, validation every |valid| examples, patience rule.
     On a GPU the divergence check waits for the validation's own synchronization (checking
     every step would stall the device queue). ``report(valid_error, examples_seen)`` is called
     at every validation (where a pruner may stop the trial by raising)."""
     on_gpu = X.is_cuda
-    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
     sizes = [X.shape[1]] + [units] * layers + [int(y.max()) + 1]
     mods = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        mods.append(torch.nn.Linear(a, b))
+        mods.append(_linear(a, b, g))
         if i < len(sizes) - 2:
             mods.append(torch.nn.Tanh())
     model = torch.nn.Sequential(*mods).to(X.device)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
     seen, best, patience, next_valid = 0, math.inf, PATIENCE, len(Xv)
     for _ in range(epochs):
         order = torch.randperm(len(X), generator=g).to(X.device)
