@@ -18,7 +18,7 @@ from purelearn.train.population import Data, Population
 def members(splits, activation="sigmoid"):
     """Plain-SGD members of different widths (padded, so masked for the sigmoid), rates and
     patience: they stop at different points, one diverges, one runs out of budget."""
-    cases = [(30, 0.3, 3000, 4), (36, 0.5, 1500, 4), (33, 0.1, 600, 4), (38, 500.0, 3000, 4), (34, 0.2, 3000, 2)]
+    cases = [(30, 0.3, 3000, 4), (36, 0.5, 1500, 4), (33, 0.1, 600, 4), (38, 5000.0, 3000, 4), (34, 0.2, 3000, 2)]
     return [check_member(Member(MLP((w,), activation), Training(lr=lr, patience=patience, patience_mode="add",
                                                                  patience_increase=100, max_epochs=epochs,
                                                                  seed=i, valid_every=300)), splits)
@@ -65,12 +65,13 @@ def test_an_epochs_shorter_last_minibatch_is_never_captured(digits):
     B = 32
     steps = digits.X_train.shape[0] // B                     # full minibatches per epoch, then a short one
     ms = members(digits, "tanh")[:3]
-    ms = [replace(m, train=replace(m.train, valid_every=(steps - 1) * B, max_epochs=3, patience=10 ** 6,
-                                   lr=0.1 if i else 500.0)) for i, m in enumerate(ms)]
+    ms = [replace(m, train=replace(m.train, valid_every=(steps - 1) * B, max_epochs=3, patience=10 ** 6, lr=0.1,
+                                   max_examples=0 if i else (steps - 1) * B)) for i, m in enumerate(ms)]
     pop = Population(ms, Data(digits, torch.device("cpu")), replay=True)
     results = pop.run()
-    assert (results[0].stopped_because, results[0].examples_seen) == ("diverged", (steps - 1) * B)
-    assert results[1].stopped_because == results[2].stopped_because == "budget"
+    assert [(r.stopped_because, r.examples_seen) for r in results] == [("budget", (steps - 1) * B),
+                                                                       ("budget", 3 * digits.X_train.shape[0]),
+                                                                       ("budget", 3 * digits.X_train.shape[0])]
     assert pop.replay.captures == 2
     # every full minibatch is replayed (the captured ones too) but the two warm-ups
     assert pop.replay.replays == 3 * steps - 2

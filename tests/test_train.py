@@ -11,6 +11,8 @@ from purelearn.errors import ConfigError
 from purelearn.nn import example_errors, init_member, predict_scores
 from purelearn.train import Patience, significant
 from purelearn.train.early_stopping import binomial_tail
+from purelearn.train.fit import check_member
+from purelearn.train.population import Data, Population
 
 
 def _mixed_members():
@@ -63,6 +65,34 @@ def test_a_diverging_member_is_isolated(digits):
     assert with_wild[-1].diverged and with_wild[-1].examples_seen < with_wild[0].examples_seen
     for a, b in zip(with_wild, fit(digits, members)):
         _assert_same(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("width, activation, lr, seed", [((256, 256), "tanh", 8.0, 0), ((38,), "sigmoid", 5000.0, 0),
+                                                      ((38,), "sigmoid", 5000.0, 1)])
+def test_a_loss_above_its_limit_diverges_at_two_validations_in_a_row_without_a_new_best(digits, width, activation,
+                                                                                        lr, seed):
+    """The rule recomputed from the curve: each validation is above the limit (10x the first
+    minibatch's loss) or not, and sets a new best validation error or not. The tanh member is above
+    it at its first validation (it used to stop there) and ends far below; the sigmoid ones are
+    above it at every validation and stop at the second in a row without a new best, not at a
+    single one (seed 1 has one, then a new best, before its two)."""
+    member = check_member(Member(MLP(width, activation), Training(lr=lr, max_epochs=3, seed=seed, valid_every=300)),
+                          digits)
+    pop = Population([member], Data(digits, torch.device("cpu")))
+    result = pop.run()[0]
+    limit, best, strikes, expected = 10 * pop.first_loss[0], math.inf, 0, None
+    for k, row in enumerate(result.curve):
+        strikes = strikes + 1 if row["train_loss"] > limit and not row["valid_error"] < best else 0
+        best = min(best, row["valid_error"])
+        if strikes == 2:
+            expected = k
+            break
+    assert result.curve[0]["train_loss"] > limit
+    if activation == "tanh":
+        assert expected is None and result.stopped_because == "budget"
+        assert result.best_valid_error < result.curve[0]["valid_error"] / 2
+    else:
+        assert result.stopped_because == "diverged" and len(result.curve) == expected + 1 > 3
 
 
 def test_same_seed_same_result_bitwise(digits):

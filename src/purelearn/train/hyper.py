@@ -34,8 +34,9 @@ class Training:
     between validations (0: the validation-set size, at least B). max_epochs: budget. max_examples:
     a budget in examples seen, met at the first update that reaches it (0: none; a refit trains
     for the examples at which the selected trial was best).
-    divergence: a member whose training loss exceeds this factor times its initial loss, or
-    becomes NaN/inf, is stopped as diverged. seed: initialization and example order.
+    divergence: a member whose training loss becomes NaN/inf, or exceeds this factor times its
+    initial loss at two validations in a row that bring no new best validation error, is stopped
+    as diverged (a loss that jumps while the validation error falls usually comes back). seed: initialization and example order.
     monitor: examples between snapshots of every layer's statistics (§4.2; 0: none).
     """
 
