@@ -73,8 +73,8 @@ def choose(cal: Calibration | None, trials: int, cores: int, memory_limit: int, 
                               "from the space could share a population (their depth, activation, update rule or "
                               "widths differ too much), so batching could not gain")
     if cal.gain < BATCH_GAIN:
-        return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured only "
-                              f"{cal.gain:.2f}x faster for these models")
+        return Schedule(w, 1, f"one trial at a time in each of {w} process(es): batching measured a "
+                              f"speed-up of {cal.gain:.2f}x for these models, below the {BATCH_GAIN}x it must reach")
     wanted = batch_size(trials, w, "cpu")
     p = min(wanted, fit)
     return Schedule(w, p, f"populations of up to {p} trials in each of {w} process(es): batching measured "

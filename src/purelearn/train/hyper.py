@@ -36,8 +36,9 @@ class Training:
     for the examples at which the selected trial was best).
     divergence: a member whose training loss becomes NaN/inf, or exceeds this factor times its
     initial loss at two validations in a row that bring no new best validation error, is stopped
-    as diverged (a loss that jumps while the validation error falls usually comes back). seed: initialization and example order.
-    monitor: examples between snapshots of every layer's statistics (§4.2; 0: none).
+    as diverged (a loss that jumps while the validation error falls usually comes back).
+    seed: initialization and example order. monitor: examples between snapshots of every
+    layer's statistics (§4.2; 0: none).
     """
 
     lr: float = 0.01
