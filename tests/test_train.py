@@ -68,31 +68,34 @@ def test_a_diverging_member_is_isolated(digits):
 
 
 @pytest.mark.parametrize("width, activation, lr, seed", [((256, 256), "tanh", 4.0, 0), ((38,), "sigmoid", 5000.0, 0),
-                                                      ((38,), "sigmoid", 5000.0, 1)])
+                                                      ((38,), "sigmoid", 5000.0, 1), ((38,), "tanh", 1e4, 0)])
 def test_a_loss_above_its_limit_diverges_at_two_validations_in_a_row_without_a_new_best(digits, width, activation,
                                                                                         lr, seed):
     """The rule recomputed from the curve: each validation is above the limit (10x the first
-    minibatch's loss) or not, and sets a new best validation error or not. The tanh member is above
-    it at its first validation (it used to stop there) and ends far below; the sigmoid ones are
-    above it at every validation and stop at the second in a row without a new best, not at a
-    single one (seed 1 has one, then a new best, before its two)."""
+    minibatch's loss) or not, and sets a new best validation error or not. The first member is
+    above it at its first validation only (it used to stop there) and ends far below; the others
+    are above it at every validation and stop at the second in a row without a new best, not at a
+    single one (sigmoid seed 1 has one, then a new best, before its two; the last one's fourth
+    validation equals its best, which is no new best)."""
     member = check_member(Member(MLP(width, activation), Training(lr=lr, max_epochs=3, seed=seed, valid_every=300)),
                           digits)
     pop = Population([member], Data(digits, torch.device("cpu")))
     result = pop.run()[0]
-    limit, best, strikes, expected = 10 * pop.first_loss[0], math.inf, 0, None
+    limit, best, strikes, expected, ties = 10 * pop.first_loss[0], math.inf, 0, None, 0
     for k, row in enumerate(result.curve):
         strikes = strikes + 1 if row["train_loss"] > limit and not row["valid_error"] < best else 0
+        ties += row["valid_error"] == best
         best = min(best, row["valid_error"])
         if strikes == 2:
             expected = k
             break
     assert result.curve[0]["train_loss"] > limit
-    if activation == "tanh":
+    if lr == 4.0:
         assert expected is None and result.stopped_because == "budget"
         assert result.best_valid_error < result.curve[0]["valid_error"] / 2
     else:
         assert result.stopped_because == "diverged" and len(result.curve) == expected + 1 > 3
+        assert ties == (lr == 1e4)
 
 
 def test_same_seed_same_result_bitwise(digits):
