@@ -5,7 +5,10 @@ The same random search on each data set (32 trials; learning rate 1e-3-1, 1-2 ta
 examples; at most 20 epochs (mnist5k: 10)), six ways, each in a fresh process. Both sides train
 the same 32 configurations (purelearn's random draws, given to Optuna with ``enqueue_trial``),
 so what differs is the training and the pruning, not the luck of the draw; repeat r draws them
-with seed r.
+with seed r. Both sides draw initial weights from the same range, nn.Linear's U(+-1/sqrt(fan_in))
+(purelearn: ``model.init = "fan_in"``, ``model.init_scale = 1/sqrt(3)``); ``--glorot`` keeps
+purelearn's default, the wider Glorot range, which ends worse at the rates above 0.5 where
+mnist5k's best trials are, and better below 0.3.
 
 1. purelearn ``tune`` (automatic schedule, one process per core) with no pruning, the median
    rule and successive halving;
@@ -13,7 +16,10 @@ with seed r.
    validation error at every validation (step = examples seen), with ``MedianPruner`` and with
    ``SuccessiveHalvingPruner``, n_jobs = 2 (one thread per core, torch on one thread each: the
    faster setting on this machine in ``search_speed.py``);
-3. the same Optuna search without pruning.
+3. the same Optuna search without pruning;
+4. that search again with every trial's initial weights and example order drawn from other seeds
+   ("Optuna reseeded"): how often the same loop, trained anew, reaches a target that is the best
+   of its own earlier trainings. It is the chance a training no better in distribution has.
 
 The rules get the same settings on both sides: the median's warm-up is one epoch and it needs
 5 earlier trials (Optuna: n_startup_trials = 5, n_warmup_steps = one epoch of examples); the
@@ -53,15 +59,18 @@ CASES = {
     "mnist5k": dict(preprocess=["scale"], units=(32, 512), epochs=10, valid=0.1, test=0.1),
 }
 TRIALS, REDUCTION, STARTUP = 32, 3, 5
-KINDS = ("purelearn none", "purelearn median", "purelearn successive-halving",
-         "Optuna none", "Optuna MedianPruner", "Optuna SuccessiveHalvingPruner")
+PRUNED = {"purelearn": ("purelearn median", "purelearn successive-halving"),
+          "Optuna": ("Optuna MedianPruner", "Optuna SuccessiveHalvingPruner")}
+KINDS = ("purelearn none", *PRUNED["purelearn"], "Optuna none", *PRUNED["Optuna"], "Optuna reseeded")
+RESEED = 10**6                                      # trial n of "Optuna reseeded" trains with seed n + RESEED
 
 
-def config(name: str):
+def config(name: str, glorot: bool = False):
     from purelearn.config import Config
 
     case = CASES[name]
-    return Config().with_values({"data.name": name, "data.preprocess": case["preprocess"], "data.valid": case["valid"],
+    init = {} if glorot else {"model.init": "fan_in", "model.init_scale": 3 ** -0.5}   # the loop's range
+    return Config().with_values(init | {"data.name": name, "data.preprocess": case["preprocess"], "data.valid": case["valid"],
                                  "data.test": case["test"], "model.activation": "tanh",
                                  "train.max_epochs": case["epochs"], "train.patience": PATIENCE,
                                  "train.batch_size": BATCH})
@@ -81,7 +90,7 @@ def draws(name: str, seed: int) -> list[dict]:
     return [strategy.ask(n) for n in range(TRIALS)]
 
 
-def ours(name: str, rule: str, seed: int) -> dict:
+def ours(name: str, rule: str, seed: int, glorot: bool) -> dict:
     # imported before the clock, as Optuna is on its side: the clock starts with both libraries
     # loaded (the modules ``tune`` imports on its first call took 0.3-0.4 s of it)
     import purelearn as pl
@@ -94,7 +103,7 @@ def ours(name: str, rule: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         progress = lambda p: p.best is not None and trace.append((time.perf_counter() - start, p.best))  # noqa: E731
-        study = pl.tune(config(name), space(name), trials=TRIALS, store=Path(tmp) / "s.db", study="s", seed=seed,
+        study = pl.tune(config(name, glorot), space(name), trials=TRIALS, store=Path(tmp) / "s.db", study="s", seed=seed,
                         prune=Pruning(rule, min_trials=STARTUP, reduction=REDUCTION), progress=progress)
         total = time.perf_counter() - start
     return {"total": total, "best": study.best.value, "trace": trace,
@@ -109,7 +118,7 @@ def theirs(name: str, pruner: str, seed: int) -> dict:
     splits = config(name).data.splits()
     X, y, Xv, yv = (torch.as_tensor(a) for a in (splits.X_train, splits.y_train, splits.X_valid, splits.y_valid))
     epoch = len(X)
-    pruners = {"none": optuna.pruners.NopPruner(),
+    pruners = {"none": optuna.pruners.NopPruner(), "reseeded": optuna.pruners.NopPruner(),
                "MedianPruner": optuna.pruners.MedianPruner(n_startup_trials=STARTUP, n_warmup_steps=epoch),
                "SuccessiveHalvingPruner": optuna.pruners.SuccessiveHalvingPruner(min_resource=epoch,
                                                                                  reduction_factor=REDUCTION)}
@@ -124,7 +133,7 @@ def theirs(name: str, pruner: str, seed: int) -> dict:
 
         return hand_loop(X, y, Xv, yv, trial.suggest_float("lr", 1e-3, 1, log=True),
                          trial.suggest_int("layers", 1, 2), trial.suggest_int("units", lo, hi, log=True),
-                         CASES[name]["epochs"], trial.number, report)
+                         CASES[name]["epochs"], trial.number + (RESEED if pruner == "reseeded" else 0), report)
 
     trace = []
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruners[pruner])
@@ -142,9 +151,9 @@ def theirs(name: str, pruner: str, seed: int) -> dict:
             "pruned": sum(t.state.name == "PRUNED" for t in study.trials)}
 
 
-def one(kind: str, name: str, seed: int) -> dict:
+def one(kind: str, name: str, seed: int, glorot: bool) -> dict:
     side, rule = kind.split(" ", 1)
-    return ours(name, rule, seed) if side == "purelearn" else theirs(name, rule, seed)
+    return ours(name, rule, seed, glorot) if side == "purelearn" else theirs(name, rule, seed)
 
 
 def reached(trace, target: float) -> float | None:
@@ -156,22 +165,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="*", default=list(CASES))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--glorot", action="store_true", help="purelearn keeps its default initial range")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "DATA", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         kind, name, seed = args.one
-        print(json.dumps(one(kind, name, int(seed))))
+        print(json.dumps(one(kind, name, int(seed), args.glorot)))
         return
     print(f"machine: {machine()}")
     for name in args.data:
         config(name).data.splits()                 # into the dataset cache, outside every clock
         case = CASES[name]
         print(f"\n{name}: {TRIALS} random trials, 1-2 tanh layers of {case['units'][0]}-{case['units'][1]} units, "
-              f"at most {case['epochs']} epochs, {args.repeats} repeats", flush=True)
+              f"at most {case['epochs']} epochs, {args.repeats} repeats, "
+              "purelearn's initial range: " + ("Glorot" if args.glorot else "the loop's"), flush=True)
         runs = {k: [] for k in KINDS}
         for r in range(args.repeats):
             for kind in KINDS:                      # in turn, so drift hits every kind alike
-                out = subprocess.run([sys.executable, __file__, "--one", kind, name, str(r)], capture_output=True,
+                out = subprocess.run([sys.executable, __file__, "--one", kind, name, str(r), *["--glorot"] * args.glorot], capture_output=True,
                                      text=True)
                 if out.returncode:
                     raise SystemExit(f"{kind} on {name} failed:\n{out.stderr}")
@@ -191,14 +202,14 @@ def _table(runs: dict) -> None:
     repeats = len(runs[KINDS[0]])
 
     def best(r, side):
-        return min(runs[k][r]["best"] for k in KINDS if k.startswith(side) and not k.endswith("none"))
+        return min(runs[k][r]["best"] for k in PRUNED[side])
 
     def times(kind, targets):
         return [_never(reached(runs[kind][r]["trace"], targets[r])) for r in range(repeats)]
 
     targets = [best(r, "Optuna") for r in range(repeats)]
     both = [max(best(r, "Optuna"), best(r, "purelearn")) for r in range(repeats)]
-    theirs = [min(pair) for pair in zip(*(times(k, targets) for k in KINDS[4:]))]
+    theirs = [min(pair) for pair in zip(*(times(k, targets) for k in PRUNED["Optuna"]))]
     print("| run | best valid error (median) | total s (median) | s to reach Optuna-pruned's best (median) "
           "| reached | speed-up to it (median) | s to the best both reached (median) | pruned |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
