@@ -2,13 +2,13 @@
 
 The same random search on each data set (32 trials; learning rate 1e-3-1, 1-2 tanh layers of
 16-256 units (mnist5k: 32-512); SGD, batch 32; validation every |valid| examples; patience 5,000
-examples; at most 20 epochs (mnist5k: 10)), six ways, each in a fresh process. Both sides train
+examples; at most 20 epochs (mnist5k: 10)), seven ways, each in a fresh process. Both sides train
 the same 32 configurations (purelearn's random draws, given to Optuna with ``enqueue_trial``),
 so what differs is the training and the pruning, not the luck of the draw; repeat r draws them
-with seed r. Both sides draw initial weights from the same range, nn.Linear's U(+-1/sqrt(fan_in))
-(purelearn: ``model.init = "fan_in"``, ``model.init_scale = 1/sqrt(3)``); ``--glorot`` keeps
-purelearn's default, the wider Glorot range, which ends worse at the rates above 0.5 where
-mnist5k's best trials are, and better below 0.3.
+with seed r. Each side draws initial weights its own way: purelearn from its default Glorot
+range, the loop as nn.Linear does (U(+-1/sqrt(fan_in)), biases too). ``--loop-init`` gives
+purelearn the loop's weight range (``model.init = "fan_in"``, ``model.init_scale = 1/sqrt(3)``;
+its biases still start at 0).
 
 1. purelearn ``tune`` (automatic schedule, one process per core) with no pruning, the median
    rule and successive halving;
@@ -34,7 +34,7 @@ best error that Optuna with a pruner reached (the better of its two pruners), th
 reached it), and the time to reach the better error that both sides' pruned searches reached.
 Medians over ``--repeats`` runs, a repeat that never reached a target counted as never.
 
-    python benchmarks/pruning.py [digits mnist1d mnist5k] [--repeats 3]
+    python benchmarks/pruning.py [digits mnist1d mnist5k] [--repeats 3] [--loop-init]
 """
 
 from __future__ import annotations
@@ -65,11 +65,11 @@ KINDS = ("purelearn none", *PRUNED["purelearn"], "Optuna none", *PRUNED["Optuna"
 RESEED = 10**6                                      # trial n of "Optuna reseeded" trains with seed n + RESEED
 
 
-def config(name: str, glorot: bool = False):
+def config(name: str, loop_init: bool = False):
     from purelearn.config import Config
 
     case = CASES[name]
-    init = {} if glorot else {"model.init": "fan_in", "model.init_scale": 3 ** -0.5}   # the loop's range
+    init = {"model.init": "fan_in", "model.init_scale": 3 ** -0.5} if loop_init else {}
     return Config().with_values(init | {"data.name": name, "data.preprocess": case["preprocess"], "data.valid": case["valid"],
                                  "data.test": case["test"], "model.activation": "tanh",
                                  "train.max_epochs": case["epochs"], "train.patience": PATIENCE,
@@ -90,7 +90,7 @@ def draws(name: str, seed: int) -> list[dict]:
     return [strategy.ask(n) for n in range(TRIALS)]
 
 
-def ours(name: str, rule: str, seed: int, glorot: bool) -> dict:
+def ours(name: str, rule: str, seed: int, loop_init: bool) -> dict:
     # imported before the clock, as Optuna is on its side: the clock starts with both libraries
     # loaded (the modules ``tune`` imports on its first call took 0.3-0.4 s of it)
     import purelearn as pl
@@ -103,7 +103,7 @@ def ours(name: str, rule: str, seed: int, glorot: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         progress = lambda p: p.best is not None and trace.append((time.perf_counter() - start, p.best))  # noqa: E731
-        study = pl.tune(config(name, glorot), space(name), trials=TRIALS, store=Path(tmp) / "s.db", study="s", seed=seed,
+        study = pl.tune(config(name, loop_init), space(name), trials=TRIALS, store=Path(tmp) / "s.db", study="s", seed=seed,
                         prune=Pruning(rule, min_trials=STARTUP, reduction=REDUCTION), progress=progress)
         total = time.perf_counter() - start
     return {"total": total, "best": study.best.value, "trace": trace,
@@ -151,9 +151,9 @@ def theirs(name: str, pruner: str, seed: int) -> dict:
             "pruned": sum(t.state.name == "PRUNED" for t in study.trials)}
 
 
-def one(kind: str, name: str, seed: int, glorot: bool) -> dict:
+def one(kind: str, name: str, seed: int, loop_init: bool) -> dict:
     side, rule = kind.split(" ", 1)
-    return ours(name, rule, seed, glorot) if side == "purelearn" else theirs(name, rule, seed)
+    return ours(name, rule, seed, loop_init) if side == "purelearn" else theirs(name, rule, seed)
 
 
 def reached(trace, target: float) -> float | None:
@@ -165,12 +165,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="*", default=list(CASES))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--glorot", action="store_true", help="purelearn keeps its default initial range")
+    parser.add_argument("--loop-init", action="store_true", help="purelearn draws from the loop's weight range")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "DATA", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         kind, name, seed = args.one
-        print(json.dumps(one(kind, name, int(seed), args.glorot)))
+        print(json.dumps(one(kind, name, int(seed), args.loop_init)))
         return
     print(f"machine: {machine()}")
     for name in args.data:
@@ -178,11 +178,11 @@ def main() -> None:
         case = CASES[name]
         print(f"\n{name}: {TRIALS} random trials, 1-2 tanh layers of {case['units'][0]}-{case['units'][1]} units, "
               f"at most {case['epochs']} epochs, {args.repeats} repeats, "
-              "purelearn's initial range: " + ("Glorot" if args.glorot else "the loop's"), flush=True)
+              "purelearn's initial range: " + ("the loop's" if args.loop_init else "Glorot"), flush=True)
         runs = {k: [] for k in KINDS}
         for r in range(args.repeats):
             for kind in KINDS:                      # in turn, so drift hits every kind alike
-                out = subprocess.run([sys.executable, __file__, "--one", kind, name, str(r), *["--glorot"] * args.glorot], capture_output=True,
+                out = subprocess.run([sys.executable, __file__, "--one", kind, name, str(r), *["--loop-init"] * args.loop_init], capture_output=True,
                                      text=True)
                 if out.returncode:
                     raise SystemExit(f"{kind} on {name} failed:\n{out.stderr}")
