@@ -182,8 +182,8 @@ def main() -> None:
         runs = {k: [] for k in KINDS}
         for r in range(args.repeats):
             for kind in KINDS:                      # in turn, so drift hits every kind alike
-                out = subprocess.run([sys.executable, __file__, "--one", kind, name, str(r), *["--loop-init"] * args.loop_init], capture_output=True,
-                                     text=True)
+                command = [sys.executable, __file__, "--one", kind, name, str(r)] + ["--loop-init"] * args.loop_init
+                out = subprocess.run(command, capture_output=True, text=True)
                 if out.returncode:
                     raise SystemExit(f"{kind} on {name} failed:\n{out.stderr}")
                 runs[kind].append(json.loads(out.stdout.splitlines()[-1]))
