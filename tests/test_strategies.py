@@ -38,7 +38,7 @@ def test_a_window_around_a_centre_is_shrink_wide_and_clipped_to_the_interval():
     assert _axis(x, 4, None, 1.0) == x.grid(4)
 
 
-def test_finer_grids_shrink_by_one_over_k_minus_one_around_the_best_of_the_last():
+def test_finer_grids_shrink_by_one_over_k_minus_one_around_the_best():
     space = Space(x=Uniform(0.0, 1.0))
     grid = GridSearch(space, k=3, rounds=3)
     f = lambda p: (p["x"] - 0.3) ** 2  # noqa: E731
@@ -49,6 +49,18 @@ def test_finer_grids_shrink_by_one_over_k_minus_one_around_the_best_of_the_last(
     third, end = _run_block(grid, m, f)
     assert sorted(p["x"] for p in third) == pytest.approx([0.125, 0.25, 0.375])   # width 1/4 around 0.25
     assert grid.ask(end) is None and grid.exhausted
+
+
+def test_a_finer_grid_centres_on_the_best_so_far_when_the_last_grid_missed_it():
+    # k = 4 puts no value on the centre itself: the second grid's best (1/18 off) is worse than
+    # the first grid's (at 1/3), and the third grid is laid around 1/3, not around it
+    grid = GridSearch(Space(x=Uniform(0.0, 1.0)), k=4, rounds=3)
+    f = lambda p: (p["x"] - 1 / 3) ** 2  # noqa: E731
+    first, n = _run_block(grid, 0, f)
+    second, m = _run_block(grid, n, f)
+    assert sorted(p["x"] for p in second) == pytest.approx([3 / 18, 5 / 18, 7 / 18, 9 / 18])
+    third, _ = _run_block(grid, m, f)
+    assert sorted(p["x"] for p in third) == pytest.approx([15 / 54, 17 / 54, 19 / 54, 21 / 54])
 
 
 def test_a_grid_block_waits_for_the_results_of_the_last():

@@ -142,7 +142,7 @@ def _axis(dim, k, centre, shrink):
 class GridSearch(Strategy):
     """K values per numerical knob, the cross-product visited in a seeded shuffled order (a
     partial grid is still a fair sample); then, if ``rounds`` > 1, finer grids centred on the
-    best point, each 1/(k-1) the width of the last (§3.3.3). When the rounds are done, intervals
+    best point so far, each 1/(k-1) the width of the last (§3.3.3). When the rounds are done, intervals
     the border rule widened since the last grid was laid out are searched along their new parts,
     the other knobs held at the best point."""
 
@@ -169,11 +169,11 @@ class GridSearch(Strategy):
         r = len(self.blocks)
         if r == 0:
             return grid_points(self.space, self.k)
-        first, prev, laid_out = self.blocks[-1]
+        laid_out = self.blocks[-1][2]
+        best = self.best()[0]              # of every grid so far: a finer grid may miss the last centre
         if r < self.rounds:
-            best = self.best(range(first, first + len(prev))) or self.best()
-            return grid_points(self.space, self.k, best[0], shrink=(1 / (self.k - 1)) ** r)
-        best, seen = self.best()[0], [p for p, _ in self.results.values()]
+            return grid_points(self.space, self.k, best, shrink=(1 / (self.k - 1)) ** r)
+        seen = [p for p, _ in self.results.values()]
         points = []
         for name, dim in self.space.numeric().items():
             old = laid_out.dims[name]
