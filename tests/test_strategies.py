@@ -94,6 +94,15 @@ def test_a_widened_integer_interval_is_searched_along_its_new_part_only():
     assert sorted(new, key=lambda p: p["n"]) == [{"n": v, "x": "a"} for v in (5, 6, 7, 8)]
 
 
+def test_an_integer_interval_widened_past_100_values_is_searched_at_100_of_them():
+    grid = GridSearch(Space(n=IntUniform(1, 4)))
+    _, n = _run_block(grid, 0, lambda p: -p["n"])
+    grid.set_space(Space(n=IntUniform(1, 300)))
+    new = sorted(p["n"] for p in _run_block(grid, n, lambda p: 0.0)[0])
+    spread = IntUniform(1, 300).grid(100)            # 100 values, both ends included
+    assert len(spread) == 100 and new == [v for v in spread if v > 4] and new[-1] == 300
+
+
 def test_the_best_is_the_lowest_value_and_the_earlier_trial_on_a_tie():
     s = RandomSearch(Space(x=Uniform(0.0, 1.0)))
     s.tell(0, {"x": 0.1}, 0.5)
