@@ -110,6 +110,13 @@ def test_a_knob_whose_meaning_bounds_it_is_searched_within_those_bounds(knob):
     assert parse_dimension("other.knob", "uniform(-5, 5)").hard == (-math.inf, math.inf)   # no meaning known
 
 
+def test_an_interval_may_touch_its_hard_bounds_but_not_cross_them():
+    assert parse_dimension("x", "uniform(0, 1, hard=[0, 1])").hard == (0, 1)
+    for crossing in ("uniform(-0.001, 1, hard=[0, 1])", "uniform(0, 1.001, hard=[0, 1])"):
+        with pytest.raises(ConfigError, match="hard bounds"):
+            parse_dimension("x", crossing)
+
+
 def test_a_knob_form_takes_two_numbers_and_reads_true_and_false():
     for bad in ("uniform(1)", 'uniform("a", 2)', "uniform(true, 2)", "uniform(1, 2, 3)"):
         with pytest.raises(ConfigError, match="two numbers"):

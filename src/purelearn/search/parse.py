@@ -40,8 +40,8 @@ def _literal(node: ast.AST, text: str):
             return -v if isinstance(node.op, ast.USub) else v
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_literal(e, text) for e in node.elts]
-    if isinstance(node, ast.Name) and node.id in ("inf", "true", "false", "True", "False"):
-        return {"inf": math.inf, "true": True, "false": False, "True": True, "False": False}[node.id]
+    if isinstance(node, ast.Name) and node.id in ("inf", "true", "false"):     # True and False are constants
+        return {"inf": math.inf, "true": True, "false": False}[node.id]
     raise ConfigError(f"knob {text!r}: only numbers, strings, lists and inf may appear as arguments.")
 
 
