@@ -56,7 +56,7 @@ def test_a_finer_grid_centres_on_the_best_so_far_when_the_last_grid_missed_it():
     # the first grid's (at 1/3), and the third grid is laid around 1/3, not around it
     grid = GridSearch(Space(x=Uniform(0.0, 1.0)), k=4, rounds=3)
     f = lambda p: (p["x"] - 1 / 3) ** 2  # noqa: E731
-    first, n = _run_block(grid, 0, f)
+    _, n = _run_block(grid, 0, f)
     second, m = _run_block(grid, n, f)
     assert sorted(p["x"] for p in second) == pytest.approx([3 / 18, 5 / 18, 7 / 18, 9 / 18])
     third, _ = _run_block(grid, m, f)
