@@ -70,10 +70,10 @@ def config(name: str, loop_init: bool = False):
 
     case = CASES[name]
     init = {"model.init": "fan_in", "model.init_scale": 3 ** -0.5} if loop_init else {}
-    return Config().with_values(init | {"data.name": name, "data.preprocess": case["preprocess"], "data.valid": case["valid"],
-                                 "data.test": case["test"], "model.activation": "tanh",
-                                 "train.max_epochs": case["epochs"], "train.patience": PATIENCE,
-                                 "train.batch_size": BATCH})
+    return Config().with_values(init | {
+        "data.name": name, "data.preprocess": case["preprocess"], "data.valid": case["valid"],
+        "data.test": case["test"], "model.activation": "tanh", "train.max_epochs": case["epochs"],
+        "train.patience": PATIENCE, "train.batch_size": BATCH})
 
 
 def space(name: str) -> dict:
@@ -103,8 +103,8 @@ def ours(name: str, rule: str, seed: int, loop_init: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         progress = lambda p: p.best is not None and trace.append((time.perf_counter() - start, p.best))  # noqa: E731
-        study = pl.tune(config(name, loop_init), space(name), trials=TRIALS, store=Path(tmp) / "s.db", study="s", seed=seed,
-                        prune=Pruning(rule, min_trials=STARTUP, reduction=REDUCTION), progress=progress)
+        study = pl.tune(config(name, loop_init), space(name), trials=TRIALS, store=Path(tmp) / "s.db", study="s",
+                        seed=seed, prune=Pruning(rule, min_trials=STARTUP, reduction=REDUCTION), progress=progress)
         total = time.perf_counter() - start
     return {"total": total, "best": study.best.value, "trace": trace,
             "pruned": sum(t.status == "pruned" for t in study.trials)}
@@ -123,6 +123,7 @@ def theirs(name: str, pruner: str, seed: int) -> dict:
                "SuccessiveHalvingPruner": optuna.pruners.SuccessiveHalvingPruner(min_resource=epoch,
                                                                                  reduction_factor=REDUCTION)}
     lo, hi = CASES[name]["units"]
+    offset = RESEED if pruner == "reseeded" else 0
     torch.set_num_threads(1)
 
     def objective(trial):
@@ -133,7 +134,7 @@ def theirs(name: str, pruner: str, seed: int) -> dict:
 
         return hand_loop(X, y, Xv, yv, trial.suggest_float("lr", 1e-3, 1, log=True),
                          trial.suggest_int("layers", 1, 2), trial.suggest_int("units", lo, hi, log=True),
-                         CASES[name]["epochs"], trial.number + (RESEED if pruner == "reseeded" else 0), report)
+                         CASES[name]["epochs"], trial.number + offset, report)
 
     trace = []
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruners[pruner])

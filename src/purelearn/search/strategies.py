@@ -169,7 +169,7 @@ class GridSearch(Strategy):
         r = len(self.blocks)
         if r == 0:
             return grid_points(self.space, self.k)
-        laid_out = self.blocks[-1][2]
+        _, _, laid_out = self.blocks[-1]
         best = self.best()[0]              # of every grid so far: a finer grid may miss the last centre
         if r < self.rounds:
             return grid_points(self.space, self.k, best, shrink=(1 / (self.k - 1)) ** r)
